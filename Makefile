@@ -1,0 +1,39 @@
+# `make run` and `make test` each set up what they need, idempotently.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+NODE_STAMP := tests/clients/node_modules/.installed
+
+.PHONY: run test test-fast lint bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+$(NODE_STAMP): tests/clients/package.json tests/clients/package-lock.json
+	cd tests/clients && npm ci --silent --no-audit --no-fund
+	touch $@
+
+run: $(STAMP)
+	$(BIN)/trackway serve
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy --strict src
+
+test: $(STAMP) $(NODE_STAMP) lint
+	$(BIN)/pytest
+
+# The inner loop: no real browser, no crash tests.
+test-fast: $(STAMP)
+	$(BIN)/pytest -m "not slow" -x -q
+
+bench: $(STAMP)
+	$(BIN)/python bench/ingest.py
+
+clean:
+	rm -rf $(VENV) tests/clients/node_modules

@@ -1,0 +1,1 @@
+"""The admin HTTP API under /api/v1 (bearer admin token)."""

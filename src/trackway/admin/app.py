@@ -1,0 +1,123 @@
+"""The admin API: sources and the live debugger, as JSON and Server-Sent Events."""
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any, get_args
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route, Router
+
+from trackway import codec
+from trackway.admin.auth import AdminAuth
+from trackway.admin.openapi import OPENAPI
+from trackway.debugger import record_json
+from trackway.storage.base import EventLog, SourceNotFound, StateStore
+from trackway.storage.records import DebugRecord, Source, Status
+from trackway.workspace.sources import source_json
+
+_STATUSES = frozenset(get_args(Status))
+_KEEPALIVE_S = 15.0
+_STREAM_BUFFER = 10_000
+
+
+def _error(code: str, message: str, status: int) -> JSONResponse:
+    return JSONResponse({"code": code, "message": message}, status)
+
+
+def admin_app(auth: AdminAuth, store: StateStore, log: EventLog) -> Router:
+    """The ASGI app mounted at `/api/v1`."""
+
+    def guarded(handler: Any) -> Any:
+        async def endpoint(request: Request) -> Response:
+            if not auth.check(request.headers.get("authorization")):
+                return _error("unauthorized", "a valid admin bearer token is required", 401)
+            try:
+                response: Response = await handler(request)
+            except SourceNotFound as exc:
+                return _error("not_found", str(exc), 404)
+            except ValueError as exc:
+                return _error("invalid_parameter", str(exc), 400)
+            return response
+
+        return endpoint
+
+    async def openapi(request: Request) -> Response:
+        return JSONResponse(OPENAPI)
+
+    async def sources(request: Request) -> Response:
+        return JSONResponse([source_json(store, s) for s in store.list_sources()])
+
+    async def events(request: Request) -> Response:
+        source = store.get_source(request.path_params["name"])
+        limit = _int(request.query_params.get("limit", "50"), "limit", 1, 10_000)
+        status = request.query_params.get("status")
+        if status is not None and status not in _STATUSES:
+            raise ValueError(f"status must be one of {', '.join(sorted(_STATUSES))}")
+        statuses = frozenset([status]) if status else None
+        records = await run_in_threadpool(log.debug_records, source.id, limit, statuses)  # type: ignore[arg-type]
+        return Response(
+            codec.dumps([record_json(r) for r in records]), media_type="application/json"
+        )
+
+    async def stream(request: Request) -> Response:
+        source = store.get_source(request.path_params["name"])
+        return StreamingResponse(
+            _sse(log, source),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+
+    return Router(
+        [
+            Route("/openapi.json", openapi, methods=["GET"]),
+            Route("/sources", guarded(sources), methods=["GET"]),
+            Route("/sources/{name}/events", guarded(events), methods=["GET"]),
+            Route("/sources/{name}/events/stream", guarded(stream), methods=["GET"]),
+        ]
+    )
+
+
+async def _sse(log: EventLog, source: Source) -> AsyncIterator[bytes]:
+    queue: asyncio.Queue[list[DebugRecord]] = asyncio.Queue(_STREAM_BUFFER)
+    dropped = 0
+
+    def on_commit(records: list[DebugRecord]) -> None:
+        nonlocal dropped
+        mine = [r for r in records if r.source_id == source.id]
+        if not mine:
+            return
+        try:
+            queue.put_nowait(mine)
+        except asyncio.QueueFull:
+            dropped += len(mine)
+
+    unsubscribe = log.subscribe(asyncio.get_running_loop(), on_commit)
+    try:
+        yield b": connected\n\n"
+        while True:
+            try:
+                records = await asyncio.wait_for(queue.get(), _KEEPALIVE_S)
+            except TimeoutError:
+                yield b": keepalive\n\n"
+                continue
+            if dropped:
+                yield b"event: overflow\ndata: " + codec.dumps({"dropped": dropped}) + b"\n\n"
+                dropped = 0
+            yield b"".join(
+                b"event: " + r.status.encode() + b"\ndata: " + codec.dumps(record_json(r)) + b"\n\n"
+                for r in records
+            )
+    finally:
+        unsubscribe()
+
+
+def _int(value: str, name: str, low: int, high: int) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise ValueError(f"{name} must be a whole number") from None
+    if not low <= number <= high:
+        raise ValueError(f"{name} must be between {low} and {high}")
+    return number

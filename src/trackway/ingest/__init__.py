@@ -1,0 +1,1 @@
+"""The Segment-compatible tracking API."""

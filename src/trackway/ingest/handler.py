@@ -1,0 +1,189 @@
+"""The tracking request path: authenticate, validate, normalize, append, answer."""
+
+import contextlib
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+
+from trackway import codec
+from trackway.ingest.auth import key_from_body, key_from_header
+from trackway.ingest.body import read_body
+from trackway.ingest.client_ip import client_ip
+from trackway.ingest.sources import SourceCache
+from trackway.server.metrics import Metrics
+from trackway.settings import Settings
+from trackway.spec.errors import IngestError, Rejection
+from trackway.spec.limits import MAX_BATCH_EVENTS
+from trackway.spec.message import Message, batch_decoder, decode_message
+from trackway.spec.normalize import RequestInfo, normalize, utc
+from trackway.storage.base import EventLog, StorageUnavailable
+from trackway.storage.dedup import message_hash
+from trackway.storage.records import AcceptedEvent, IngestBatch, RejectedEvent, Source
+
+_OK = b'{"success":true}'
+_JSON = "application/json"
+
+
+class Ingestor:
+    """Handles tracking API requests for one process."""
+
+    def __init__(
+        self, log: EventLog, sources: SourceCache, metrics: Metrics, settings: Settings
+    ) -> None:
+        self.log = log
+        self.sources = sources
+        self.metrics = metrics
+        self.settings = settings
+
+    async def handle(self, request: Request, path_type: str | None, browser: bool) -> Response:
+        """Answer one tracking request; `path_type` is None for a batch."""
+        started = time.perf_counter()
+        response = await self._handle(request, path_type, browser)
+        self.metrics.latency.observe(time.perf_counter() - started)
+        self.metrics.requests.labels(str(response.status_code)).inc()
+        return response
+
+    async def _handle(self, request: Request, path_type: str | None, browser: bool) -> Response:
+        received_at = datetime.now(UTC)
+        source: Source | None = None
+        body: bytes | None = None
+        try:
+            if self.log.pending_events > self.settings.max_pending_events:
+                raise IngestError(
+                    "rate_limited", "the server is busy writing; retry after 1 second", 429
+                )
+            header_key = key_from_header(request.headers.get("authorization"))
+            if header_key is not None:
+                source = self._source(header_key)
+            body = await read_body(request)
+            if source is None:
+                source = self._source(key_from_body(body))
+            batch = IngestBatch(source.id, int(received_at.timestamp() * 1000))
+            peer = request.client.host if request.client else None
+            ip = None
+            if browser or "origin" in request.headers:
+                ip = client_ip(
+                    peer, request.headers.get("x-forwarded-for"), self.settings.trusted_proxies
+                )
+            if path_type is None:
+                rejected = self._parse_batch(body, batch, received_at, ip)
+            else:
+                rejected = self._parse_single(body, path_type, batch, received_at, ip)
+            result = await self.log.append(batch)
+        except IngestError as exc:
+            if source is not None:
+                await self._keep_failure(source, received_at, exc, body)
+            return _error(exc.rejection, 1 if exc.status == 429 else None)
+        except StorageUnavailable as exc:
+            return _error(Rejection("storage_unavailable", str(exc), 503), retry_after=5)
+
+        received = len(batch.events) + len(rejected)
+        self.metrics.count(source.name, received, result.accepted, len(rejected), result.duplicates)
+        if not rejected:
+            return Response(_OK, 200, media_type=_JSON)
+        details = [{"index": i, "code": r.code, "message": r.message} for i, r in rejected]
+        if path_type is not None:
+            return _error(rejected[0][1])
+        if not batch.events:
+            return Response(
+                codec.dumps(
+                    {
+                        "code": "invalid_batch",
+                        "message": f"all {len(rejected)} events were rejected",
+                        "rejected": details,
+                    }
+                ),
+                400,
+                media_type=_JSON,
+            )
+        body_out = {"success": True, "accepted": len(batch.events), "rejected": details}
+        return Response(codec.dumps(body_out), 200, media_type=_JSON)
+
+    def _source(self, key: str | None) -> Source:
+        if not key:
+            raise IngestError(
+                "missing_write_key",
+                "no write key: send it as the Basic auth user name or as 'writeKey' in the body",
+                401,
+            )
+        info = self.sources.lookup(key)
+        if info is None:
+            raise IngestError("invalid_write_key", "the write key is not valid", 401)
+        if not info.source.enabled:
+            raise IngestError("source_disabled", f"source '{info.source.name}' is disabled", 401)
+        return info.source
+
+    def _parse_batch(
+        self, body: bytes, batch: IngestBatch, received_at: datetime, ip: str | None
+    ) -> list[tuple[int, Rejection]]:
+        try:
+            envelope = batch_decoder.decode(body)
+        except msgspec.ValidationError as exc:
+            raise IngestError("invalid_batch", f"not a valid batch request: {exc}") from exc
+        except msgspec.DecodeError as exc:
+            raise IngestError("invalid_json", f"the body is not valid JSON: {exc}") from exc
+        items = envelope.batch
+        if len(items) > MAX_BATCH_EVENTS:
+            raise IngestError(
+                "too_many_events",
+                f"the batch has {len(items)} events; the limit is {MAX_BATCH_EVENTS}",
+            )
+        req = RequestInfo(
+            received_at, utc(envelope.sent_at), envelope.context, envelope.integrations, ip
+        )
+        rejected: list[tuple[int, Rejection]] = []
+        for index, raw in enumerate(items):
+            outcome = decode_message(raw, None)
+            if isinstance(outcome, Rejection):
+                rejected.append((index, outcome))
+                batch.rejected.append(
+                    RejectedEvent(index, outcome.code, outcome.message, bytes(raw))
+                )
+            else:
+                batch.events.append(_accept(outcome, req, batch.source_id))
+        return rejected
+
+    def _parse_single(
+        self,
+        body: bytes,
+        path_type: str,
+        batch: IngestBatch,
+        received_at: datetime,
+        ip: str | None,
+    ) -> list[tuple[int, Rejection]]:
+        outcome = decode_message(body, path_type)
+        if isinstance(outcome, Rejection):
+            batch.rejected.append(RejectedEvent(0, outcome.code, outcome.message, body))
+            return [(0, outcome)]
+        batch.events.append(
+            _accept(outcome, RequestInfo(received_at, client_ip=ip), batch.source_id)
+        )
+        return []
+
+    async def _keep_failure(
+        self, source: Source, received_at: datetime, exc: IngestError, body: bytes | None
+    ) -> None:
+        """Store a failed request so the debugger shows it; nothing a client sent vanishes."""
+        if exc.status == 429:
+            return  # the client retries; keeping it would store the event twice
+        batch = IngestBatch(source.id, int(received_at.timestamp() * 1000))
+        batch.rejected.append(RejectedEvent(-1, exc.code, str(exc), body))
+        with contextlib.suppress(StorageUnavailable):  # the client hears of its error anyway
+            await self.log.append(batch)
+        self.metrics.count(source.name, 0, 0, 1, 0)
+
+
+def _accept(msg: Message, req: RequestInfo, source_id: int) -> AcceptedEvent:
+    event = normalize(msg, req)
+    message_id: str = event["messageId"]
+    return AcceptedEvent(message_id, message_hash(source_id, message_id), codec.dumps(event))
+
+
+def _error(rejection: Rejection, retry_after: int | None = None) -> Response:
+    headers = {"Retry-After": str(retry_after)} if retry_after else None
+    payload: dict[str, Any] = {"code": rejection.code, "message": rejection.message}
+    return Response(codec.dumps(payload), rejection.status, headers=headers, media_type=_JSON)

@@ -1,0 +1,61 @@
+"""Write key → source lookups on the request path, from an in-memory copy of the state."""
+
+import time
+from dataclasses import dataclass
+
+from trackway.storage.base import StateStore
+from trackway.storage.records import Source
+
+_MISS_RELOAD_INTERVAL_S = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class KeyInfo:
+    """A write key as the request path sees it."""
+
+    source: Source
+    expires_at: float | None
+
+
+class SourceCache:
+    """Maps write keys to sources; reloads when the state store changes.
+
+    CLI commands change the state from other processes, so `refresh` (called about
+    once a second by the server) reloads when SQLite's data_version moved, and an
+    unknown key triggers at most one reload per second.
+    """
+
+    def __init__(self, store: StateStore) -> None:
+        self._store = store
+        self._keys: dict[str, KeyInfo] = {}
+        self._last_miss_reload = 0.0
+        self.reload()
+
+    def reload(self) -> None:
+        sources = {s.id: s for s in self._store.list_sources()}
+        self._keys = {
+            k.key: KeyInfo(sources[k.source_id], k.expires_at) for k in self._store.write_keys()
+        }
+
+    def refresh(self) -> None:
+        if self._store.changed():
+            self.reload()
+
+    def lookup(self, key: str) -> KeyInfo | None:
+        """The key's source, or None for an unknown or expired key."""
+        info = self._keys.get(key)
+        if info is None:
+            now = time.monotonic()
+            if now - self._last_miss_reload >= _MISS_RELOAD_INTERVAL_S:
+                self._last_miss_reload = now
+                self.reload()
+                info = self._keys.get(key)
+        if info is None or (info.expires_at is not None and info.expires_at <= time.time()):
+            return None
+        return info
+
+    def by_name(self, name: str) -> Source | None:
+        for info in self._keys.values():
+            if info.source.name == name:
+                return info.source
+        return None

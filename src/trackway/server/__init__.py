@@ -1,0 +1,1 @@
+"""The `trackway serve` process: app assembly, lifecycle, health and metrics."""

@@ -1,0 +1,80 @@
+"""Assembles the HTTP app of `trackway serve` and runs its background upkeep."""
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Mount, Route
+
+from trackway.admin.app import admin_app
+from trackway.admin.auth import AdminAuth
+from trackway.ingest.handler import Ingestor
+from trackway.ingest.routes import tracking_app
+from trackway.ingest.sources import SourceCache
+from trackway.server.metrics import Metrics
+from trackway.settings import Settings
+from trackway.storage.base import EventLog, StateStore, StorageUnavailable
+
+_REFRESH_EVERY_S = 1.0
+
+
+def create_app(
+    settings: Settings,
+    log: EventLog,
+    store: StateStore,
+    on_started: Callable[[], None] | None = None,
+) -> Starlette:
+    """The whole HTTP surface: tracking API, admin API, health and metrics.
+
+    The log's writer is started and stopped with the app's lifespan, so that on
+    shutdown everything already acknowledged or queued is committed first.
+    """
+    metrics = Metrics()
+    sources = SourceCache(store)
+    ingestor = Ingestor(log, sources, metrics, settings)
+
+    async def health(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def ready(request: Request) -> Response:
+        try:
+            log.ping()
+            store.ping()
+        except StorageUnavailable as exc:
+            return JSONResponse({"status": "unavailable", "message": str(exc)}, 503)
+        return JSONResponse({"status": "ready"})
+
+    async def metrics_endpoint(request: Request) -> Response:
+        metrics.pending.set(log.pending_events)
+        return Response(metrics.render(), media_type="text/plain; version=0.0.4")
+
+    async def refresh_sources() -> None:
+        while True:
+            await asyncio.sleep(_REFRESH_EVERY_S)
+            sources.refresh()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        log.start()
+        task = asyncio.create_task(refresh_sources())
+        if on_started is not None:
+            on_started()
+        try:
+            yield
+        finally:
+            task.cancel()
+            log.close()
+
+    return Starlette(
+        routes=[
+            Route("/health", health, methods=["GET"]),
+            Route("/ready", ready, methods=["GET"]),
+            Route("/metrics", metrics_endpoint, methods=["GET"]),
+            Mount("/v1", app=tracking_app(ingestor)),
+            Mount("/api/v1", app=admin_app(AdminAuth(store, settings.admin_token), store, log)),
+        ],
+        lifespan=lifespan,
+    )

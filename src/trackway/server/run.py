@@ -1,0 +1,92 @@
+"""Running `trackway serve`: first-start set-up, the banner, and uvicorn."""
+
+import socket
+
+import click
+import uvicorn
+
+from trackway.server.app import create_app
+from trackway.settings import Settings
+from trackway.storage.sqlite.log import SQLiteEventLog
+from trackway.storage.sqlite.state import SQLiteStateStore
+from trackway.workspace.keys import new_admin_token, token_hash
+
+DEFAULT_SOURCE = "default"
+
+
+def open_state(settings: Settings) -> SQLiteStateStore:
+    """The state store of the data directory, creating the directory when needed."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return SQLiteStateStore(settings.state_path)
+
+
+def open_log(settings: Settings) -> SQLiteEventLog:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return SQLiteEventLog(
+        settings.log_path,
+        synchronous=settings.synchronous,
+        dedup_window_s=settings.dedup_window_s,
+        retention_s=settings.retention_s,
+    )
+
+
+def serve(settings: Settings) -> None:
+    """Start Trackway in this process and block until SIGINT/SIGTERM."""
+    store = open_state(settings)
+    log = open_log(settings)
+    _first_start(settings, store)
+    sock = _bind(settings.host, settings.port)
+    port = sock.getsockname()[1]
+    url = f"http://{settings.host}:{port}"
+    click.echo(f"Data directory: {settings.data_dir.resolve()}")
+    click.echo(f"Tracking API:   {url}/v1  (durability: synchronous={settings.synchronous})")
+    click.echo(f"Admin API:      {url}/api/v1  (OpenAPI: {url}/api/v1/openapi.json)")
+    app = create_app(settings, log, store, on_started=lambda: click.echo("Ready."))
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=30,
+        server_header=False,
+        proxy_headers=False,  # X-Forwarded-For is honoured only for --trusted-proxy
+        lifespan="on",
+    )
+    server = uvicorn.Server(config)
+    click.echo(f"Listening on {url}")
+    server.run(sockets=[sock])
+    click.echo("Trackway stopped; every acknowledged event is committed.")
+
+
+def _first_start(settings: Settings, store: SQLiteStateStore) -> None:
+    if not store.list_sources():
+        source = store.create_source(DEFAULT_SOURCE, "segment")
+        key = next(k.key for k in store.write_keys(source.id))
+        click.echo(f"Created source '{source.name}' with write key: {key}")
+    else:
+        names = ", ".join(s.name for s in store.list_sources())
+        click.echo(f"Sources: {names}  (write keys: trackway sources list)")
+    if settings.admin_token:
+        click.echo("Admin token: from TRACKWAY_ADMIN_TOKEN")
+    elif store.admin_token_count() == 0:
+        token = new_admin_token()
+        store.add_admin_token(token_hash(token))
+        click.echo(f"Admin token (shown once, keep it): {token}")
+    else:
+        click.echo("Admin token: created on first start (new one: trackway admin-token)")
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """Bind the listening socket here, so port 0 works and the real port can be printed."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock

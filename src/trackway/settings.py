@@ -1,0 +1,70 @@
+"""Configuration: command-line flags, with `TRACKWAY_*` environment variables as defaults."""
+
+import ipaddress
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+DEFAULT_DATA_DIR = Path("trackway-data")
+DEFAULT_KEY_GRACE_S = 24 * 3600.0
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a running Trackway needs to know."""
+
+    data_dir: Path = DEFAULT_DATA_DIR
+    host: str = "127.0.0.1"
+    port: int = 8088
+    synchronous: Literal["full", "normal"] = "full"
+    dedup_window_s: float = 24 * 3600.0
+    retention_s: float = 7 * 24 * 3600.0
+    trusted_proxies: tuple[Network, ...] = field(default_factory=tuple)
+    max_pending_events: int = 250_000
+    admin_token: str | None = None
+
+    @property
+    def log_path(self) -> Path:
+        return self.data_dir / "log.db"
+
+    @property
+    def state_path(self) -> Path:
+        return self.data_dir / "state.db"
+
+
+def env(name: str, default: str | None = None) -> str | None:
+    """The value of `TRACKWAY_<name>`, or the default."""
+    return os.environ.get(f"TRACKWAY_{name}", default)
+
+
+def parse_networks(values: tuple[str, ...] | list[str]) -> tuple[Network, ...]:
+    """Parse CIDRs or single addresses; raises ValueError naming the bad one."""
+    out = []
+    for value in values:
+        for part in value.split(","):
+            if part.strip():
+                try:
+                    out.append(ipaddress.ip_network(part.strip(), strict=False))
+                except ValueError as exc:
+                    raise ValueError(f"not an IP address or network: {part!r}") from exc
+    return tuple(out)
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in `90`, `90s`, `15m`, `24h` or `7d`; raises ValueError otherwise."""
+    value = text.strip().lower()
+    unit = _UNITS.get(value[-1:]) if value else None
+    number = value[:-1] if unit else value
+    try:
+        seconds = float(number) * (unit or 1)
+    except ValueError:
+        raise ValueError(f"not a duration: {text!r} (use e.g. 90s, 15m, 24h, 7d)") from None
+    if seconds < 0:
+        raise ValueError(f"a duration cannot be negative: {text!r}")
+    return seconds

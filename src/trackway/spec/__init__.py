@@ -1,0 +1,1 @@
+"""The event model: message types, limits, validation, normalization and errors."""

@@ -1,0 +1,116 @@
+"""The Segment message model and its per-call validation rules."""
+
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+from trackway.spec.errors import Rejection
+from trackway.spec.limits import MAX_EVENT_BYTES, MAX_MESSAGE_ID_CHARS
+
+TYPES = ("track", "identify", "page", "screen", "group", "alias")
+
+Id = str | int | float | None
+
+
+class Message(msgspec.Struct, rename="camel"):
+    """One event as a client sends it; unknown fields (such as `_metadata`) are ignored."""
+
+    type: str | None = None
+    message_id: str | int | None = None
+    user_id: Id = None
+    anonymous_id: Id = None
+    event: str | None = None
+    name: str | None = None
+    category: str | None = None
+    group_id: Id = None
+    previous_id: Id = None
+    properties: dict[str, Any] | None = None
+    traits: dict[str, Any] | None = None
+    context: dict[str, Any] | None = None
+    integrations: dict[str, Any] | None = None
+    timestamp: datetime | None = None
+    sent_at: datetime | None = None
+    channel: str | None = None
+    write_key: str | None = None
+
+
+class Batch(msgspec.Struct, rename="camel"):
+    """A batch request: events stay raw so that one bad event cannot fail the others."""
+
+    batch: list[msgspec.Raw]
+    sent_at: datetime | None = None
+    write_key: str | None = None
+    context: dict[str, Any] | None = None
+    integrations: dict[str, Any] | None = None
+
+
+message_decoder = msgspec.json.Decoder(Message)
+batch_decoder = msgspec.json.Decoder(Batch)
+
+_TIME_FIELDS = ("`$.timestamp`", "`$.sentAt`")
+
+
+def decode_message(raw: bytes | msgspec.Raw, path_type: str | None) -> Message | Rejection:
+    """Decode and validate one event; `path_type` is the type implied by the URL, if any."""
+    if len(raw) > MAX_EVENT_BYTES:
+        return Rejection(
+            "event_too_large", f"event is {len(raw)} bytes; the limit is {MAX_EVENT_BYTES}", 413
+        )
+    try:
+        msg = message_decoder.decode(raw)
+    except msgspec.ValidationError as exc:
+        text = str(exc)
+        if text.endswith(_TIME_FIELDS):
+            return Rejection("invalid_timestamp", f"not an ISO-8601 timestamp: {text}")
+        return Rejection("invalid_field", text)
+    except msgspec.DecodeError as exc:
+        return Rejection("invalid_json", f"event is not valid JSON: {exc}")
+    problem = _check(msg, path_type)
+    return problem or msg
+
+
+def _check(msg: Message, path_type: str | None) -> Rejection | None:
+    if path_type is not None:
+        if msg.type is None:
+            msg.type = path_type
+        elif msg.type != path_type:
+            return Rejection(
+                "invalid_type", f"type '{msg.type}' was sent to the /{path_type} endpoint"
+            )
+    if msg.type is None:
+        return Rejection("missing_field", "'type' is required in each batch item")
+    if msg.type not in TYPES:
+        return Rejection(
+            "invalid_type", f"unknown type '{msg.type}'; expected one of {', '.join(TYPES)}"
+        )
+    msg.user_id = _id(msg.user_id)
+    msg.anonymous_id = _id(msg.anonymous_id)
+    if msg.user_id is None and msg.anonymous_id is None:
+        return Rejection("missing_field", "either 'userId' or 'anonymousId' is required")
+    if isinstance(msg.message_id, str) and len(msg.message_id) > MAX_MESSAGE_ID_CHARS:
+        return Rejection(
+            "invalid_field", f"'messageId' is longer than {MAX_MESSAGE_ID_CHARS} characters"
+        )
+    if msg.type == "track" and not msg.event:
+        return Rejection("missing_field", "'event' is required for track calls")
+    if msg.type == "group":
+        msg.group_id = _id(msg.group_id)
+        if msg.group_id is None:
+            return Rejection("missing_field", "'groupId' is required for group calls")
+    if msg.type == "alias":
+        msg.previous_id = _id(msg.previous_id)
+        if msg.previous_id is None or msg.user_id is None:
+            return Rejection("missing_field", "'previousId' and 'userId' are required for alias")
+    return None
+
+
+def _id(value: Id) -> str | None:
+    """Ids arrive as strings or numbers; null and "" mean absent."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)

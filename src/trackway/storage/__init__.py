@@ -1,0 +1,1 @@
+"""Storage: the interfaces the rest of Trackway uses, and one package per backend."""

@@ -1,0 +1,88 @@
+"""The storage interfaces. Callers depend on these Protocols, never on a backend module."""
+
+import asyncio
+from collections.abc import Callable
+from typing import Protocol
+
+from trackway.storage.records import (
+    AppendResult,
+    DebugRecord,
+    IngestBatch,
+    LogEvent,
+    Source,
+    Status,
+    WriteKey,
+)
+
+
+class StorageUnavailable(Exception):
+    """The backend could not commit; nothing was acknowledged."""
+
+
+class SourceNotFound(LookupError):
+    """No source has that name."""
+
+
+Subscriber = Callable[[list[DebugRecord]], None]
+
+
+class EventLog(Protocol):
+    """The durable, ordered, deduplicated event log.
+
+    `append` returns only after the batch is committed; one writer commits many
+    pending appends at once (group commit). Events get consecutive positions; a
+    consumer keeps the last position it has processed.
+    """
+
+    def start(self) -> None: ...
+
+    def close(self) -> None: ...
+
+    async def append(self, batch: IngestBatch) -> AppendResult: ...
+
+    @property
+    def pending_events(self) -> int: ...
+
+    def subscribe(self, loop: asyncio.AbstractEventLoop, fn: Subscriber) -> Callable[[], None]: ...
+
+    def read(self, after: int, limit: int) -> list[LogEvent]: ...
+
+    def debug_records(
+        self, source_id: int, limit: int, statuses: frozenset[Status] | None = None
+    ) -> list[DebugRecord]: ...
+
+    def debug_records_after(
+        self, source_id: int, after: dict[Status, int]
+    ) -> list[DebugRecord]: ...
+
+    def last_seqs(self) -> dict[Status, int]: ...
+
+    def enforce_retention(self, now_ms: int) -> int: ...
+
+    def ping(self) -> None: ...
+
+
+class StateStore(Protocol):
+    """Workspace state: sources, write keys and admin tokens."""
+
+    def create_source(self, name: str, type: str, write_key: str | None = None) -> Source: ...
+
+    def list_sources(self) -> list[Source]: ...
+
+    def get_source(self, name: str) -> Source: ...
+
+    def set_enabled(self, name: str, enabled: bool) -> Source: ...
+
+    def write_keys(self, source_id: int | None = None) -> list[WriteKey]: ...
+
+    def rotate_key(self, name: str, grace_s: float, new_key: str | None = None) -> str: ...
+
+    def add_admin_token(self, token_hash: str) -> None: ...
+
+    def has_admin_token(self, token_hash: str) -> bool: ...
+
+    def admin_token_count(self) -> int: ...
+
+    def changed(self) -> bool: ...
+
+    def ping(self) -> None: ...

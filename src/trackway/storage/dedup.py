@@ -1,0 +1,89 @@
+"""In-memory index of recent messageIds, for dedup without a unique index in the log.
+
+A random-key unique index in the hot table costs 4-5x in throughput (see
+docs/decisions/0002-dedup.md). Instead the single log writer keeps 64-bit hashes of
+(source, messageId) in sorted numpy arrays, one per hour of arrival, and looks a
+whole request up at once. Hours older than the window are dropped; the index is
+rebuilt from the hashes stored beside each log chunk when the writer starts.
+"""
+
+import hashlib
+from collections.abc import Iterable
+
+import numpy as np
+import numpy.typing as npt
+
+HOUR_MS = 3_600_000
+
+Hashes = npt.NDArray[np.int64]
+
+
+def message_hash(source_id: int, message_id: str) -> int:
+    """A stable 64-bit hash of a source's messageId."""
+    digest = hashlib.blake2b(
+        message_id.encode(), digest_size=8, person=source_id.to_bytes(8, "little")
+    ).digest()
+    return int.from_bytes(digest, "little", signed=True)
+
+
+class RecentIds:
+    """Hashes seen within the dedup window, bucketed by hour of arrival.
+
+    New hashes go to a small set first and are merged into their hour's sorted array
+    in bulk, so that a merge (a copy of the array) happens once per `merge_every`
+    hashes rather than once per request.
+    """
+
+    def __init__(self, window_ms: int, merge_every: int = 1 << 16) -> None:
+        self.window_ms = window_ms
+        self.merge_every = merge_every
+        self._hours: dict[int, Hashes] = {}
+        self._fresh: set[int] = set()
+        self._fresh_hours: dict[int, list[int]] = {}
+
+    def __len__(self) -> int:
+        return sum(len(a) for a in self._hours.values()) + len(self._fresh)
+
+    def seen(self, hashes: list[int]) -> list[bool]:
+        """For each hash, whether it is already in the index."""
+        query = np.array(hashes, dtype=np.int64)
+        found = np.zeros(len(query), dtype=np.bool_)
+        for arr in self._hours.values():
+            idx = np.searchsorted(arr, query)
+            np.minimum(idx, len(arr) - 1, out=idx)
+            found |= arr[idx] == query
+        fresh = self._fresh
+        return [bool(f) or h in fresh for h, f in zip(hashes, found, strict=True)]
+
+    def add(self, hashes: list[int], at_ms: int) -> None:
+        """Record hashes that arrived at `at_ms`."""
+        self._fresh.update(hashes)
+        self._fresh_hours.setdefault(at_ms // HOUR_MS, []).extend(hashes)
+        if len(self._fresh) >= self.merge_every:
+            self._merge()
+
+    def expire(self, now_ms: int) -> None:
+        """Drop the hours that lie wholly outside the window."""
+        self._merge()
+        oldest = (now_ms - self.window_ms) // HOUR_MS
+        for hour in [h for h in self._hours if h < oldest]:
+            del self._hours[hour]
+
+    def rebuild(self, chunks: Iterable[tuple[int, bytes]]) -> None:
+        """Load `(received_at_ms, hashes as int64 bytes)` pairs read back from the log."""
+        parts: dict[int, list[Hashes]] = {}
+        for at_ms, blob in chunks:
+            parts.setdefault(at_ms // HOUR_MS, []).append(np.frombuffer(blob, dtype=np.int64))
+        self._hours = {hour: np.sort(np.concatenate(arrs)) for hour, arrs in parts.items()}
+        self._fresh.clear()
+        self._fresh_hours.clear()
+
+    def _merge(self) -> None:
+        for hour, fresh in self._fresh_hours.items():
+            new = np.sort(np.array(fresh, dtype=np.int64))
+            arr = self._hours.get(hour)
+            self._hours[hour] = (
+                new if arr is None else np.insert(arr, np.searchsorted(arr, new), new)
+            )
+        self._fresh.clear()
+        self._fresh_hours.clear()

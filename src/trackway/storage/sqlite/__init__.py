@@ -1,0 +1,1 @@
+"""The embedded backend: SQLite files in the data directory."""

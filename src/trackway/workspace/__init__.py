@@ -1,0 +1,1 @@
+"""The workspace as data: sources (later destinations and syncs) and `trackway apply`."""

@@ -1,0 +1,100 @@
+"""`trackway apply FILE.yaml`: declare the workspace in a file, idempotently.
+
+The file has one list per kind of thing (only `sources` so far; destinations,
+warehouses and syncs are added beside it by their issues). Applying creates what is
+missing and changes what differs; it never deletes what the file does not name.
+"""
+
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import yaml
+
+from trackway.settings import DEFAULT_KEY_GRACE_S
+from trackway.storage.base import SourceNotFound, StateStore
+from trackway.workspace.sources import SOURCE_TYPES, check_name
+
+
+class SourceSpec(msgspec.Struct, forbid_unknown_fields=True):
+    """A source as declared in a workspace file."""
+
+    name: str
+    type: str = "segment"
+    enabled: bool = True
+    write_key: str | None = None
+
+
+class WorkspaceFile(msgspec.Struct, forbid_unknown_fields=True):
+    """The whole workspace file."""
+
+    version: int = 1
+    sources: list[SourceSpec] = []
+
+
+class ApplyError(Exception):
+    """The workspace file is not valid; nothing was changed."""
+
+
+def load(path: Path) -> WorkspaceFile:
+    """Parse and validate a workspace file."""
+    try:
+        data: Any = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise ApplyError(f"cannot read {path}: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise ApplyError(f"{path} is not valid YAML: {exc}") from exc
+    try:
+        spec = msgspec.convert(data or {}, WorkspaceFile)
+    except msgspec.ValidationError as exc:
+        raise ApplyError(f"{path}: {exc}") from exc
+    if spec.version != 1:
+        raise ApplyError(f"{path}: unsupported version {spec.version} (this Trackway reads 1)")
+    seen: set[str] = set()
+    for index, source in enumerate(spec.sources):
+        where = f"{path}: sources[{index}]"
+        try:
+            check_name(source.name)
+        except ValueError as exc:
+            raise ApplyError(f"{where}: {exc}") from exc
+        if source.name in seen:
+            raise ApplyError(f"{where}: source '{source.name}' is declared twice")
+        seen.add(source.name)
+        if source.type not in SOURCE_TYPES:
+            raise ApplyError(
+                f"{where}: unknown type '{source.type}' (one of: {', '.join(SOURCE_TYPES)})"
+            )
+    return spec
+
+
+def apply(spec: WorkspaceFile, store: StateStore, dry_run: bool = False) -> list[str]:
+    """Make the store match the file; returns one line per change (empty: nothing to do)."""
+    changes: list[str] = []
+    for want in spec.sources:
+        try:
+            have = store.get_source(want.name)
+        except SourceNotFound:
+            changes.append(f"create source '{want.name}' ({want.type})")
+            if not dry_run:
+                store.create_source(want.name, want.type, want.write_key)
+                if not want.enabled:
+                    store.set_enabled(want.name, False)
+            continue
+        if have.type != want.type:
+            raise ApplyError(
+                f"source '{want.name}' is of type '{have.type}'; its type cannot change to"
+                f" '{want.type}'"
+            )
+        if have.enabled != want.enabled:
+            changes.append(f"{'enable' if want.enabled else 'disable'} source '{want.name}'")
+            if not dry_run:
+                store.set_enabled(want.name, want.enabled)
+        current = [k.key for k in store.write_keys(have.id) if k.expires_at is None]
+        if want.write_key is not None and want.write_key not in current:
+            changes.append(
+                f"set the write key of source '{want.name}' (the old one works for"
+                f" {DEFAULT_KEY_GRACE_S / 3600:.0f} h)"
+            )
+            if not dry_run:
+                store.rotate_key(want.name, DEFAULT_KEY_GRACE_S, want.write_key)
+    return changes

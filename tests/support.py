@@ -1,0 +1,119 @@
+"""Test support: a real `trackway serve` process on 127.0.0.1 with its own data directory."""
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from trackway import codec
+from trackway.storage.sqlite.log import SQLiteEventLog
+from trackway.storage.sqlite.state import SQLiteStateStore
+
+TRACKWAY = [sys.executable, "-m", "trackway"]
+
+
+@dataclass
+class Server:
+    """A running `trackway serve` and what a test needs to talk to it."""
+
+    data_dir: Path
+    process: subprocess.Popen[str]
+    url: str
+    write_key: str
+    admin_token: str
+    banner: list[str] = field(default_factory=list)
+    _drain: threading.Thread = field(default_factory=threading.Thread)
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=10)
+
+    def log(self) -> SQLiteEventLog:
+        return SQLiteEventLog(self.data_dir / "log.db")
+
+    def events(self, limit: int = 100_000) -> list[dict[str, Any]]:
+        """Every accepted event in log order."""
+        log = self.log()
+        try:
+            return [e.body for e in log.read(0, limit)]
+        finally:
+            log.close()
+
+    def records(self, source: str = "default", limit: int = 1000) -> list[dict[str, Any]]:
+        """What `trackway events list --json` prints for the source."""
+        out = cli(
+            "events",
+            "list",
+            "--source",
+            source,
+            "--limit",
+            str(limit),
+            "--json",
+            data_dir=self.data_dir,
+        )
+        result: list[dict[str, Any]] = codec.loads(out)
+        return result
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        code = self.process.wait(timeout=60)
+        self._drain.join(timeout=10)
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+        return code
+
+
+def cli(*args: str, data_dir: Path, check: bool = True, env: dict[str, str] | None = None) -> str:
+    """Run the `trackway` command; returns stdout (raises with stderr on failure)."""
+    done = subprocess.run(
+        [*TRACKWAY, *args, "--data-dir", str(data_dir)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=60,
+    )
+    if check and done.returncode != 0:
+        raise AssertionError(f"trackway {' '.join(args)} failed: {done.stderr}")
+    return done.stdout
+
+
+def start_server(data_dir: Path, *extra: str, env: dict[str, str] | None = None) -> Server:
+    """Start `trackway serve` on a free port (port 0) and wait for its "Ready." line."""
+    admin_token = (env or {}).get("TRACKWAY_ADMIN_TOKEN") or secrets.token_urlsafe(16)
+    process = subprocess.Popen(
+        [*TRACKWAY, "serve", "--port", "0", "--data-dir", str(data_dir), *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "TRACKWAY_ADMIN_TOKEN": admin_token, **(env or {})},
+    )
+    banner: list[str] = []
+    ready = threading.Event()
+
+    def drain() -> None:
+        # Keep reading so the server never blocks on a full pipe.
+        assert process.stdout is not None
+        for line in process.stdout:
+            banner.append(line.rstrip())
+            if line.startswith("Ready."):
+                ready.set()
+        ready.set()
+
+    drainer = threading.Thread(target=drain, daemon=True)
+    drainer.start()
+    if not ready.wait(60) or process.poll() is not None:
+        process.kill()
+        raise AssertionError("server did not start:\n" + "\n".join(banner))
+    url = next(line.split()[-1] for line in banner if line.startswith("Listening on "))
+    store = SQLiteStateStore(data_dir / "state.db")
+    source = store.get_source("default")
+    write_key = next(k.key for k in store.write_keys(source.id) if k.expires_at is None)
+    store.close()
+    return Server(data_dir, process, url, write_key, admin_token, banner, drainer)
