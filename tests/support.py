@@ -6,6 +6,8 @@ import signal
 import subprocess
 import sys
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -117,3 +119,17 @@ def start_server(data_dir: Path, *extra: str, env: dict[str, str] | None = None)
     write_key = next(k.key for k in store.write_keys(source.id) if k.expires_at is None)
     store.close()
     return Server(data_dir, process, url, write_key, admin_token, banner, drainer)
+
+
+def until(fn: Callable[[], Any], want: Any, seconds: float = 10) -> Any:
+    """Call `fn` until it returns `want` or the deadline passes; returns the last value.
+
+    For changes the server picks up asynchronously (it reloads the state file about once
+    a second after a CLI command changed it).
+    """
+    deadline = time.monotonic() + seconds
+    got = fn()
+    while got != want and time.monotonic() < deadline:
+        time.sleep(0.05)
+        got = fn()
+    return got

@@ -309,10 +309,11 @@ class SQLiteEventLog:
 
     def read(self, after: int, limit: int) -> list[LogEvent]:
         """Up to `limit` events with a position greater than `after`, in order."""
+        # Start at the chunk that holds position after + 1; rows are fetched lazily.
         rows = self._reader().execute(
-            "SELECT pos, source_id, received_at, events FROM chunks"
-            " WHERE pos > ? ORDER BY pos LIMIT ?",
-            (after - MAX_BATCH_EVENTS, limit),
+            "SELECT pos, source_id, received_at, events FROM chunks WHERE pos >="
+            " coalesce((SELECT max(pos) FROM chunks WHERE pos <= ?), 0) ORDER BY pos",
+            (after + 1,),
         )
         out: list[LogEvent] = []
         for pos, source_id, at_ms, events in rows:

@@ -1,0 +1,65 @@
+"""`trackway apply FILE.yaml`."""
+
+import subprocess
+from pathlib import Path
+
+from tests.support import TRACKWAY, cli
+from trackway import codec
+
+
+def apply(tmp_path: Path, text: str, *extra: str) -> subprocess.CompletedProcess[str]:
+    path = tmp_path / "workspace.yaml"
+    path.write_text(text)
+    return subprocess.run(
+        [*TRACKWAY, "apply", str(path), "--data-dir", str(tmp_path / "d"), *extra],
+        capture_output=True,
+        text=True,
+    )
+
+
+def test_apply_is_idempotent(tmp_path: Path) -> None:
+    text = "sources:\n  - name: web\n  - name: backend\n    write_key: fixedkey0123456789\n"
+    first = apply(tmp_path, text)
+    assert first.returncode == 0, first.stderr
+    assert "create source 'web'" in first.stdout and "create source 'backend'" in first.stdout
+    second = apply(tmp_path, text)
+    assert second.stdout.strip() == "Nothing to change."
+    listed = codec.loads(cli("sources", "list", "--json", data_dir=tmp_path / "d"))
+    assert [s["name"] for s in listed] == ["web", "backend"]
+    assert listed[1]["write_key"] == "fixedkey0123456789"
+
+
+def test_apply_changes_what_differs_and_dry_run_changes_nothing(tmp_path: Path) -> None:
+    apply(tmp_path, "sources:\n  - name: web\n")
+    text = "sources:\n  - name: web\n    enabled: false\n    write_key: newkey0123456789ab\n"
+    dry = apply(tmp_path, text, "--dry-run")
+    assert "would disable source 'web'" in dry.stdout
+    assert codec.loads(cli("sources", "list", "--json", data_dir=tmp_path / "d"))[0]["enabled"]
+    real = apply(tmp_path, text)
+    assert real.returncode == 0, real.stderr
+    [web] = codec.loads(cli("sources", "list", "--json", data_dir=tmp_path / "d"))
+    assert web["enabled"] is False
+    assert web["write_key"] == "newkey0123456789ab"
+    assert len(web["previous_write_keys"]) == 1
+
+
+def test_apply_reports_errors_precisely(tmp_path: Path) -> None:
+    cases = {
+        "sources: [1, 2": "not valid YAML",
+        "sources:\n  - name: web\n    colour: red\n": "unknown field `colour`",
+        "sources:\n  - {}\n": "missing required field `name`",
+        "sources:\n  - name: a\n  - name: a\n": "declared twice",
+        "sources:\n  - name: a\n    type: kafka\n": "unknown type 'kafka'",
+        "destinations: []\n": "unknown field `destinations`",
+        "version: 2\n": "unsupported version 2",
+    }
+    for text, message in cases.items():
+        done = apply(tmp_path, text)
+        assert done.returncode == 1, text
+        assert message in done.stderr, (text, done.stderr)
+    missing = subprocess.run(
+        [*TRACKWAY, "apply", str(tmp_path / "nope.yaml"), "--data-dir", str(tmp_path / "d")],
+        capture_output=True,
+        text=True,
+    )
+    assert missing.returncode == 1 and "cannot read" in missing.stderr
