@@ -212,3 +212,23 @@ def test_admin_token_command_creates_a_working_token(server: Server) -> None:
     with server.client() as c:
         r = c.get("/api/v1/sources", headers={"Authorization": f"Bearer {token}"})
     assert r.status_code == 200
+
+
+def test_every_option_is_documented() -> None:
+    import click
+
+    from trackway.cli import main
+
+    docs = (Path(__file__).parent.parent / "docs" / "cli.md").read_text()
+
+    def walk(cmd: click.Command, path: list[str]) -> list[tuple[str, click.Command]]:
+        if isinstance(cmd, click.Group):
+            return [x for name, sub in cmd.commands.items() for x in walk(sub, [*path, name])]
+        return [(" ".join(path), cmd)]
+
+    for name, command in walk(main, []):
+        assert f"`{name.split()[0]}" in docs or f"trackway {name}" in docs, name
+        for param in command.params:
+            for opt in param.opts:
+                if opt.startswith("--"):
+                    assert f"`{opt}" in docs or f"{opt} " in docs, f"{name} {opt}"
