@@ -21,8 +21,8 @@ run: $(STAMP)
 	$(BIN)/trackway serve
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests $(wildcard bench)
+	$(BIN)/ruff format --check src tests $(wildcard bench)
 	$(BIN)/mypy --strict src
 
 test: $(STAMP) $(NODE_STAMP) lint
