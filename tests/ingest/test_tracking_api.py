@@ -381,6 +381,33 @@ def test_one_bad_event_does_not_lose_the_good_ones(
     assert kept and kept[0]["error"]["code"] == code
 
 
+def test_deeply_nested_json_is_400_not_a_crash(shared_server: Server) -> None:
+    deep = b"[" * 10_000 + b"]" * 10_000  # 20 KB: under the event size limit
+    for path, body in (
+        ("/v1/batch", b'{"batch": [' + deep + b"]}"),
+        ("/v1/track", b'{"userId": "u", "event": "E", "x": ' + deep + b"}"),
+    ):
+        r = post_raw(shared_server, path, body)
+        assert r.status_code == 400, r.text
+        assert r.json() == {"code": "invalid_json", "message": "the body is nested too deeply"}
+    kept = [
+        x for x in rejected_records(shared_server) if "nested too deeply" in x["error"]["message"]
+    ]
+    assert len(kept) == 2 and all(isinstance(x["payload"], str) for x in kept)
+    m = mid()
+    nested = {
+        "type": "track",
+        "userId": "u",
+        "event": "E",
+        "messageId": m,
+        "properties": {"p": [[[[["deep but fine"]]]]]},
+    }
+    with shared_server.client() as c:
+        r = c.post("/v1/batch", headers=basic(shared_server.write_key), json={"batch": [nested]})
+    assert r.status_code == 200
+    assert stored(shared_server, m)["properties"] == nested["properties"]
+
+
 def test_a_batch_of_only_bad_events_is_400_listing_each(shared_server: Server) -> None:
     batch = [{"type": "track", "userId": "u"}, {"type": "track", "event": "E"}]
     with shared_server.client() as c:

@@ -43,3 +43,5 @@ def key_from_body(body: bytes) -> str | None:
         raise IngestError("invalid_field", f"{exc}") from exc
     except msgspec.DecodeError as exc:
         raise IngestError("invalid_json", f"the body is not valid JSON: {exc}") from exc
+    except RecursionError:
+        raise IngestError("invalid_json", "the body is nested too deeply") from None

@@ -126,6 +126,8 @@ class Ingestor:
             raise IngestError("invalid_batch", f"not a valid batch request: {exc}") from exc
         except msgspec.DecodeError as exc:
             raise IngestError("invalid_json", f"the body is not valid JSON: {exc}") from exc
+        except RecursionError:
+            raise IngestError("invalid_json", "the body is nested too deeply") from None
         items = envelope.batch
         if len(items) > MAX_BATCH_EVENTS:
             raise IngestError(

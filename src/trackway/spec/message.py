@@ -66,6 +66,8 @@ def decode_message(raw: bytes | msgspec.Raw, path_type: str | None) -> Message |
         return Rejection("invalid_field", text)
     except msgspec.DecodeError as exc:
         return Rejection("invalid_json", f"event is not valid JSON: {exc}")
+    except RecursionError:
+        return Rejection("invalid_json", "event is nested too deeply")
     problem = _check(msg, path_type)
     return problem or msg
 
