@@ -389,7 +389,8 @@ def test_deeply_nested_json_is_400_not_a_crash(shared_server: Server) -> None:
     ):
         r = post_raw(shared_server, path, body)
         assert r.status_code == 400, r.text
-        assert r.json() == {"code": "invalid_json", "message": "the body is nested too deeply"}
+        assert r.json()["code"] == "invalid_json"
+        assert "nested too deeply" in r.json()["message"]
     kept = [
         x for x in rejected_records(shared_server) if "nested too deeply" in x["error"]["message"]
     ]
