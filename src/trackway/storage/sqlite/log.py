@@ -441,7 +441,7 @@ def _raw(raw: bytes | None) -> Any:
         return None
     try:
         return codec.loads(raw)
-    except codec.DecodeError:
+    except (codec.DecodeError, RecursionError):
         return raw.decode("utf-8", "replace")
 
 
