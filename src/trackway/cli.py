@@ -140,7 +140,7 @@ def serve_command(
     retention: float,
     trusted_proxy: tuple[str, ...],
 ) -> None:
-    """Run the tracking API, the admin API and the workers in one process."""
+    """Run the tracking API and the admin API in one process."""
     settings = Settings(
         data_dir=data_dir,
         host=host,

@@ -652,3 +652,38 @@ def test_health_ready_and_metrics(shared_server: Server) -> None:
     ):
         assert name in text
     assert 'trackway_events_accepted_total{source="default"}' in text
+
+
+def test_x_forwarded_for_from_a_trusted_proxy(tmp_path: Any) -> None:
+    from tests.support import start_server
+
+    server = start_server(tmp_path / "d", "--trusted-proxy", "127.0.0.0/8,10.0.0.1")
+    try:
+        m1, m2 = mid(), mid()
+        with server.client() as c:
+            for m, chain in ((m1, "203.0.113.7, 10.0.0.1"), (m2, "not-an-ip")):
+                r = c.post(
+                    "/v1/t",
+                    headers={**basic(server.write_key), "X-Forwarded-For": chain},
+                    json={"userId": "p", "event": "Proxied", "messageId": m},
+                )
+                assert r.status_code == 200
+        assert stored(server, m1)["context"]["ip"] == "203.0.113.7"
+        assert stored(server, m2)["context"]["ip"] == "127.0.0.1"
+    finally:
+        server.stop()
+
+
+def test_bad_trusted_proxy_is_a_clear_error(tmp_path: Any) -> None:
+    import subprocess
+
+    from tests.support import TRACKWAY
+
+    done = subprocess.run(
+        [*TRACKWAY, "serve", "--trusted-proxy", "10.0.0.300", "--data-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert "not an IP address or network: '10.0.0.300'" in done.stderr
