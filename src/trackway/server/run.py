@@ -1,6 +1,8 @@
 """Running `trackway serve`: first-start set-up, the banner, and uvicorn."""
 
+import signal
 import socket
+from types import FrameType
 
 import click
 import uvicorn
@@ -54,9 +56,17 @@ def serve(settings: Settings) -> None:
         lifespan="on",
     )
     server = uvicorn.Server(config)
+    # uvicorn stops gracefully on SIGINT/SIGTERM, then re-raises the signal to the handler
+    # that was there before it; a no-op handler lets `run()` return so we exit 0.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _stopped_by_signal)
     click.echo(f"Listening on {url}")
     server.run(sockets=[sock])
     click.echo("Trackway stopped; every acknowledged event is committed.")
+
+
+def _stopped_by_signal(signum: int, frame: FrameType | None) -> None:
+    """uvicorn has already shut down gracefully when it re-raises the signal here."""
 
 
 def _first_start(settings: Settings, store: SQLiteStateStore) -> None:
