@@ -10,6 +10,8 @@ from typing import Any, TypeVar
 import click
 
 from trackway import __version__, codec
+from trackway.client.check import EXIT_CODES, check
+from trackway.client.send import DEFAULT_DATA_PLANE, Call, ClientError, build, send
 from trackway.debugger import record_json, record_line
 from trackway.server.run import open_log, open_state, serve
 from trackway.settings import (
@@ -327,3 +329,149 @@ def admin_token(data_dir: Path) -> None:
     token = new_admin_token()
     _store(data_dir).add_admin_token(token_hash(token))
     click.echo(token)
+
+
+def _json_object(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
+    if value is None:
+        return None
+    try:
+        parsed = codec.loads(value)
+    except codec.DecodeError as exc:
+        raise click.BadParameter(f"not valid JSON: {exc}") from exc
+    if not isinstance(parsed, dict):
+        raise click.BadParameter('must be a JSON object, like \'{"plan": "pro"}\'')
+    return parsed
+
+
+def _iso_timestamp(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is None:
+        return None
+    from datetime import datetime
+
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter(
+            f"not an ISO 8601 timestamp: {value!r} (e.g. 2026-11-22T10:00:00Z)"
+        ) from None
+    if parsed.tzinfo is None:
+        raise click.BadParameter(f"add a UTC offset or Z to {value!r}")
+    return value
+
+
+def _client_options(fn: F) -> F:
+    for option in reversed(
+        [
+            click.option(
+                "--write-key",
+                envvar="TRACKWAY_WRITE_KEY",
+                required=True,
+                show_envvar=True,
+                help="Write key of the source.",
+            ),
+            click.option(
+                "--data-plane",
+                envvar="TRACKWAY_DATA_PLANE",
+                default=DEFAULT_DATA_PLANE,
+                show_default=True,
+                show_envvar=True,
+                help="Origin of a Segment-compatible endpoint (without /v1).",
+            ),
+        ]
+    ):
+        fn = option(fn)
+    return fn
+
+
+@main.command(name="send")
+@click.argument(
+    "call_type",
+    metavar="TYPE",
+    type=click.Choice(["track", "identify", "page", "screen", "group", "alias"]),
+)
+@_client_options
+@click.option("--user-id", help="userId (this or --anonymous-id is required).")
+@click.option("--anonymous-id", help="anonymousId.")
+@click.option("--event", help="Event name (track).")
+@click.option("--name", help="Page or screen name (page, screen).")
+@click.option("--group-id", help="groupId (group).")
+@click.option("--previous-id", help="previousId (alias; --user-id is required too).")
+@click.option("--properties", callback=_json_object, help="JSON object (track, page, screen).")
+@click.option("--traits", callback=_json_object, help="JSON object (identify, group).")
+@click.option("--context", callback=_json_object, help="JSON object merged into context.")
+@click.option(
+    "--timestamp",
+    callback=_iso_timestamp,
+    help="When it happened, ISO 8601 with an offset (default: now).",
+)
+@click.option("--message-id", help="messageId (default: a new UUID); resending one dedups.")
+def send_command(
+    call_type: str,
+    write_key: str,
+    data_plane: str,
+    user_id: str | None,
+    anonymous_id: str | None,
+    event: str | None,
+    name: str | None,
+    group_id: str | None,
+    previous_id: str | None,
+    properties: Any,
+    traits: Any,
+    context: Any,
+    timestamp: str | None,
+    message_id: str | None,
+) -> None:
+    """Send one event to Trackway or any Segment-compatible endpoint; prints a JSON result."""
+    fields = {
+        "event": event,
+        "name": name,
+        "groupId": group_id,
+        "previousId": previous_id,
+        "properties": properties,
+        "traits": traits,
+        "context": context,
+    }
+    try:
+        body = build(Call(call_type, user_id, anonymous_id, fields, timestamp, message_id))
+        send(body, write_key, data_plane)
+    except ClientError as exc:
+        raise click.ClickException(str(exc)) from exc
+    result = {"success": True, "type": call_type}
+    for key in (
+        "event",
+        "name",
+        "userId",
+        "anonymousId",
+        "groupId",
+        "previousId",
+        "timestamp",
+        "messageId",
+    ):
+        if key in body:
+            result[key] = body[key]
+    click.echo(codec.dumps_text(result))
+
+
+@main.command(name="check")
+@_client_options
+@_json_option
+def check_command(write_key: str, data_plane: str, as_json: bool) -> None:
+    """Verify a write key and an endpoint without sending an event.
+
+    Exit status: 0 OK, 3 unreachable, 4 not a Segment-compatible endpoint,
+    5 write key refused.
+    """
+    result = check(write_key, data_plane)
+    if as_json:
+        click.echo(
+            codec.dumps_text(
+                {
+                    "status": result.verdict,
+                    "message": result.message,
+                    "key_verified": result.key_verified,
+                }
+            )
+        )
+    else:
+        click.echo(("OK: " if result.verdict == "ok" else "FAILED: ") + result.message)
+    sys.exit(EXIT_CODES[result.verdict])

@@ -22,7 +22,13 @@ from trackway.spec.message import Message, batch_decoder, decode_message
 from trackway.spec.normalize import RequestInfo, normalize, utc
 from trackway.storage.base import EventLog, StorageUnavailable
 from trackway.storage.dedup import message_hash
-from trackway.storage.records import AcceptedEvent, IngestBatch, RejectedEvent, Source
+from trackway.storage.records import (
+    AcceptedEvent,
+    AppendResult,
+    IngestBatch,
+    RejectedEvent,
+    Source,
+)
 
 _OK = b'{"success":true}'
 _JSON = "application/json"
@@ -73,7 +79,9 @@ class Ingestor:
                 rejected = self._parse_batch(body, batch, received_at, ip)
             else:
                 rejected = self._parse_single(body, path_type, batch, received_at, ip)
-            result = await self.log.append(batch)
+            # An empty batch (`trackway check` sends one) has nothing to commit.
+            empty = not batch.events and not batch.rejected
+            result = AppendResult(0, 0) if empty else await self.log.append(batch)
         except IngestError as exc:
             if source is not None:
                 await self._keep_failure(source, received_at, exc, body)

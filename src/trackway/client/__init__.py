@@ -1,0 +1,1 @@
+"""A command-line client of any Segment-compatible endpoint (Trackway or Segment itself)."""
