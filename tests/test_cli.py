@@ -185,6 +185,8 @@ def test_events_list_shows_status_of_each(server: Server) -> None:
         ["events", "list"],
         ["events", "tail"],
         ["admin-token"],
+        ["send"],
+        ["check"],
     ],
 )
 def test_every_command_has_help(command: list[str]) -> None:
