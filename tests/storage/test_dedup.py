@@ -13,8 +13,8 @@ def test_seen_after_add_before_and_after_merge() -> None:
     ids = RecentIds(window_ms=24 * HOUR_MS, merge_every=4)
     ids.add([1, 2, 3], at_ms=0)
     assert ids.seen([1, 4, 3]) == [True, False, True]
-    ids.add([10, -5], at_ms=HOUR_MS)  # crosses merge_every: both hours become sorted arrays
-    assert ids.seen([-5, 1, 10, 11, 2**62]) == [True, True, True, False, False]
+    ids.add([10, 2**63 + 5], at_ms=HOUR_MS)  # crosses merge_every: both hours become sorted arrays
+    assert ids.seen([2**63 + 5, 1, 10, 11, 2**62]) == [True, True, True, False, False]
     ids.add([4], at_ms=0)
     assert ids.seen([4, 2]) == [True, True]
     assert len(ids) == 6
@@ -34,8 +34,8 @@ def test_rebuild_from_stored_hashes() -> None:
     ids = RecentIds(window_ms=24 * HOUR_MS)
     ids.rebuild(
         [
-            (0, np.array([5, 3], dtype=np.int64).tobytes()),
-            (HOUR_MS, np.array([9], dtype=np.int64).tobytes()),
+            (0, np.array([5, 3], dtype=np.uint64).tobytes()),
+            (HOUR_MS, np.array([9], dtype=np.uint64).tobytes()),
         ]
     )
     assert ids.seen([3, 5, 9, 7]) == [True, True, True, False]

@@ -18,7 +18,7 @@ from trackway.server.metrics import Metrics
 from trackway.settings import Settings
 from trackway.spec.errors import IngestError, Rejection
 from trackway.spec.limits import MAX_BATCH_EVENTS
-from trackway.spec.message import Message, batch_decoder, decode_message
+from trackway.spec.message import Message, batch_decoder, decode_message, decode_messages
 from trackway.spec.normalize import RequestInfo, normalize, utc
 from trackway.storage.base import EventLog, StorageUnavailable
 from trackway.storage.dedup import message_hash
@@ -146,12 +146,11 @@ class Ingestor:
             received_at, utc(envelope.sent_at), envelope.context, envelope.integrations, ip
         )
         rejected: list[tuple[int, Rejection]] = []
-        for index, raw in enumerate(items):
-            outcome = decode_message(raw, None)
+        for index, outcome in enumerate(decode_messages(items)):
             if isinstance(outcome, Rejection):
                 rejected.append((index, outcome))
                 batch.rejected.append(
-                    RejectedEvent(index, outcome.code, outcome.message, bytes(raw))
+                    RejectedEvent(index, outcome.code, outcome.message, bytes(items[index]))
                 )
             else:
                 batch.events.append(_accept(outcome, req, batch.source_id))
@@ -189,7 +188,7 @@ class Ingestor:
 
 def _accept(msg: Message, req: RequestInfo, source_id: int) -> AcceptedEvent:
     event = normalize(msg, req)
-    message_id: str = event["messageId"]
+    message_id = str(event.message_id)
     return AcceptedEvent(message_id, message_hash(source_id, message_id), codec.dumps(event))
 
 

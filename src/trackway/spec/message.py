@@ -13,11 +13,16 @@ TYPES = ("track", "identify", "page", "screen", "group", "alias")
 Id = str | int | float | None
 
 
-class Message(msgspec.Struct, rename="camel"):
-    """One event as a client sends it; unknown fields (such as `_metadata`) are ignored."""
+class Message(msgspec.Struct, rename="camel", omit_defaults=True):
+    """One event: as a client sends it, and (normalized in place) as Trackway stores it.
 
-    type: str | None = None
+    Unknown fields (such as `_metadata`) are ignored. Fields left at None are not
+    encoded, so the stored JSON holds only what the event has; the field order is the
+    stored order. `originalTimestamp` and `receivedAt` are always set by normalization.
+    """
+
     message_id: str | int | None = None
+    type: str | None = None
     user_id: Id = None
     anonymous_id: Id = None
     event: str | None = None
@@ -29,14 +34,17 @@ class Message(msgspec.Struct, rename="camel"):
     traits: dict[str, Any] | None = None
     context: dict[str, Any] | None = None
     integrations: dict[str, Any] | None = None
-    timestamp: datetime | None = None
-    sent_at: datetime | None = None
     channel: str | None = None
+    timestamp: datetime | None = None
+    original_timestamp: datetime | None = None
+    sent_at: datetime | None = None
+    received_at: datetime | None = None
     write_key: str | None = None
 
 
 class Batch(msgspec.Struct, rename="camel"):
-    """A batch request: events stay raw so that one bad event cannot fail the others."""
+    """A batch request; events stay raw so that each can be sized and, if one is bad,
+    validated on its own without failing the others."""
 
     batch: list[msgspec.Raw]
     sent_at: datetime | None = None
@@ -46,9 +54,10 @@ class Batch(msgspec.Struct, rename="camel"):
 
 
 message_decoder = msgspec.json.Decoder(Message)
+messages_decoder = msgspec.json.Decoder(list[Message])
 batch_decoder = msgspec.json.Decoder(Batch)
 
-_TIME_FIELDS = ("`$.timestamp`", "`$.sentAt`")
+_TIME_FIELDS = ("`$.timestamp`", "`$.sentAt`", "`$.originalTimestamp`", "`$.receivedAt`")
 
 
 def decode_message(raw: bytes | msgspec.Raw, path_type: str | None) -> Message | Rejection:
@@ -68,11 +77,28 @@ def decode_message(raw: bytes | msgspec.Raw, path_type: str | None) -> Message |
         return Rejection("invalid_json", f"event is not valid JSON: {exc}")
     except RecursionError:
         return Rejection("invalid_json", "event is nested too deeply")
-    problem = _check(msg, path_type)
+    problem = check(msg, path_type)
     return problem or msg
 
 
-def _check(msg: Message, path_type: str | None) -> Rejection | None:
+def decode_messages(raws: list[msgspec.Raw]) -> list[Message | Rejection]:
+    """Decode and validate a batch's events; one bad event only rejects itself.
+
+    The common case (every event well formed) is one decode call for the whole list;
+    only when it fails is each event decoded on its own to find which ones are bad.
+    """
+    if max(map(len, raws), default=0) <= MAX_EVENT_BYTES:
+        try:
+            messages = messages_decoder.decode(b"[" + b",".join(raws) + b"]")
+        except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
+            pass
+        else:
+            return [check(msg, None) or msg for msg in messages]
+    return [decode_message(raw, None) for raw in raws]
+
+
+def check(msg: Message, path_type: str | None) -> Rejection | None:
+    """The per-call rules msgspec's types cannot say; also turns ids into strings."""
     if path_type is not None:
         if msg.type is None:
             msg.type = path_type
@@ -86,8 +112,10 @@ def _check(msg: Message, path_type: str | None) -> Rejection | None:
         return Rejection(
             "invalid_type", f"unknown type '{msg.type}'; expected one of {', '.join(TYPES)}"
         )
-    msg.user_id = _id(msg.user_id)
-    msg.anonymous_id = _id(msg.anonymous_id)
+    if type(msg.user_id) is not str or not msg.user_id:
+        msg.user_id = _id(msg.user_id)
+    if type(msg.anonymous_id) is not str or not msg.anonymous_id:
+        msg.anonymous_id = _id(msg.anonymous_id)
     if msg.user_id is None and msg.anonymous_id is None:
         return Rejection("missing_field", "either 'userId' or 'anonymousId' is required")
     if isinstance(msg.message_id, str) and len(msg.message_id) > MAX_MESSAGE_ID_CHARS:

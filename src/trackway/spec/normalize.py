@@ -11,6 +11,9 @@ from typing import Any
 
 from trackway.spec.message import Message
 
+_WITH_PROPERTIES = frozenset(("track", "page", "screen"))
+_WITH_TRAITS = frozenset(("identify", "group"))
+
 
 @dataclass(frozen=True, slots=True)
 class RequestInfo:
@@ -23,75 +26,66 @@ class RequestInfo:
     client_ip: str | None = None
 
 
-def normalize(msg: Message, req: RequestInfo) -> dict[str, Any]:
-    """Build the stored event. `msg` must have passed `decode_message`.
+def normalize(msg: Message, req: RequestInfo) -> Message:
+    """Normalize `msg` in place (it must have passed validation) and return it.
 
     Timestamps: `originalTimestamp` is the client's `timestamp` as sent; `timestamp`
     is `receivedAt - (sentAt - originalTimestamp)`. Without `sentAt` the client's
     timestamp is kept as is; without a client timestamp, `timestamp` is `receivedAt`.
     """
     received_at = req.received_at
-    out: dict[str, Any] = {
-        "messageId": str(msg.message_id) if msg.message_id not in (None, "") else str(uuid.uuid4()),
-        "type": msg.type,
-    }
-    if msg.user_id is not None:
-        out["userId"] = msg.user_id
-    if msg.anonymous_id is not None:
-        out["anonymousId"] = msg.anonymous_id
-
+    message_id = msg.message_id
+    if type(message_id) is not str or not message_id:
+        msg.message_id = str(message_id) if message_id not in (None, "") else str(uuid.uuid4())
     kind = msg.type
-    if kind == "track":
-        out["event"] = msg.event
-        out["properties"] = msg.properties or {}
-    elif kind in ("page", "screen"):
-        if msg.name is not None:
-            out["name"] = msg.name
-        if msg.category is not None:
-            out["category"] = msg.category
-        out["properties"] = msg.properties or {}
-    elif kind == "identify":
-        out["traits"] = msg.traits or {}
-    elif kind == "group":
-        out["groupId"] = msg.group_id
-        out["traits"] = msg.traits or {}
+    if kind in _WITH_PROPERTIES:
+        msg.traits = None
+        if msg.properties is None:
+            msg.properties = {}
+    elif kind in _WITH_TRAITS:
+        msg.properties = None
+        if msg.traits is None:
+            msg.traits = {}
     else:
-        out["previousId"] = msg.previous_id
+        msg.properties = msg.traits = None
+    if kind != "track":
+        msg.event = None
 
-    context = _merge(req.context, msg.context)
+    context = msg.context
+    if req.context:
+        context = {**req.context, **context} if context else dict(req.context)
+    elif context is None:
+        context = {}
     if req.client_ip is not None and "ip" not in context:
         context["ip"] = req.client_ip
-    out["context"] = context
-    out["integrations"] = _merge(req.integrations, msg.integrations)
-    if msg.channel is not None:
-        out["channel"] = msg.channel
+    msg.context = context
+    integrations = msg.integrations
+    if req.integrations:
+        integrations = (
+            {**req.integrations, **integrations} if integrations else dict(req.integrations)
+        )
+    msg.integrations = integrations if integrations is not None else {}
 
     sent_at = utc(msg.sent_at) or req.sent_at
     original = utc(msg.timestamp)
+    msg.original_timestamp = original
     if original is None:
-        out["timestamp"] = received_at
+        msg.timestamp = received_at
     else:
-        out["originalTimestamp"] = original
-        out["timestamp"] = original if sent_at is None else received_at - (sent_at - original)
-    if sent_at is not None:
-        out["sentAt"] = sent_at
-    out["receivedAt"] = received_at
-    return out
-
-
-def _merge(batch_level: dict[str, Any] | None, own: dict[str, Any] | None) -> dict[str, Any]:
-    """Batch-level values apply to each event; the event's own keys win (shallow merge)."""
-    if not batch_level:
-        return dict(own) if own else {}
-    if not own:
-        return dict(batch_level)
-    return {**batch_level, **own}
+        msg.timestamp = original if sent_at is None else received_at - (sent_at - original)
+    msg.sent_at = sent_at
+    msg.received_at = received_at
+    msg.write_key = None
+    return msg
 
 
 def utc(value: datetime | None) -> datetime | None:
     """A timezone-aware UTC datetime; a timestamp without an offset is taken as UTC."""
     if value is None:
         return None
-    if value.tzinfo is None:
+    tz = value.tzinfo
+    if tz is UTC:
+        return value
+    if tz is None:
         return value.replace(tzinfo=UTC)
     return value.astimezone(UTC)

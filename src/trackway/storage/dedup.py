@@ -7,23 +7,20 @@ whole request up at once. Hours older than the window are dropped; the index is
 rebuilt from the hashes stored beside each log chunk when the writer starts.
 """
 
-import hashlib
 from collections.abc import Iterable
 
 import numpy as np
 import numpy.typing as npt
+import xxhash
 
 HOUR_MS = 3_600_000
 
-Hashes = npt.NDArray[np.int64]
+Hashes = npt.NDArray[np.uint64]
 
 
 def message_hash(source_id: int, message_id: str) -> int:
-    """A stable 64-bit hash of a source's messageId."""
-    digest = hashlib.blake2b(
-        message_id.encode(), digest_size=8, person=source_id.to_bytes(8, "little")
-    ).digest()
-    return int.from_bytes(digest, "little", signed=True)
+    """A stable 64-bit hash of a source's messageId (xxh64 seeded with the source id)."""
+    return int(xxhash.xxh64_intdigest(message_id.encode(), seed=source_id))
 
 
 class RecentIds:
@@ -46,7 +43,7 @@ class RecentIds:
 
     def seen(self, hashes: list[int]) -> list[bool]:
         """For each hash, whether it is already in the index."""
-        query = np.array(hashes, dtype=np.int64)
+        query = np.array(hashes, dtype=np.uint64)
         found = np.zeros(len(query), dtype=np.bool_)
         for arr in self._hours.values():
             idx = np.searchsorted(arr, query)
@@ -70,17 +67,17 @@ class RecentIds:
             del self._hours[hour]
 
     def rebuild(self, chunks: Iterable[tuple[int, bytes]]) -> None:
-        """Load `(received_at_ms, hashes as int64 bytes)` pairs read back from the log."""
+        """Load `(received_at_ms, hashes as uint64 bytes)` pairs read back from the log."""
         parts: dict[int, list[Hashes]] = {}
         for at_ms, blob in chunks:
-            parts.setdefault(at_ms // HOUR_MS, []).append(np.frombuffer(blob, dtype=np.int64))
+            parts.setdefault(at_ms // HOUR_MS, []).append(np.frombuffer(blob, dtype=np.uint64))
         self._hours = {hour: np.sort(np.concatenate(arrs)) for hour, arrs in parts.items()}
         self._fresh.clear()
         self._fresh_hours.clear()
 
     def _merge(self) -> None:
         for hour, fresh in self._fresh_hours.items():
-            new = np.sort(np.array(fresh, dtype=np.int64))
+            new = np.sort(np.array(fresh, dtype=np.uint64))
             arr = self._hours.get(hour)
             self._hours[hour] = (
                 new if arr is None else np.insert(arr, np.searchsorted(arr, new), new)

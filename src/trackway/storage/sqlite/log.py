@@ -260,7 +260,7 @@ class SQLiteEventLog:
                     batch.source_id,
                     batch.received_at_ms,
                     b"[" + b",".join(e.body for e in fresh) + b"]",
-                    np.array(fresh_hashes, dtype=np.int64).tobytes(),
+                    np.array(fresh_hashes, dtype=np.uint64).tobytes(),
                 )
             )
             group.hashes.append((fresh_hashes, batch.received_at_ms))

@@ -1,0 +1,1 @@
+"""Optional integrations that send events to Trackway from other SDKs (feature flags)."""
