@@ -2,7 +2,7 @@
 
 import asyncio
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 from trackway.storage.records import (
     AppendResult,
@@ -63,7 +63,11 @@ class EventLog(Protocol):
 
 
 class StateStore(Protocol):
-    """Workspace state: sources, write keys and admin tokens."""
+    """Workspace state: sources, write keys, admin tokens, and named objects.
+
+    Objects are the other things a workspace declares (warehouses, destinations,
+    syncs): a JSON spec per (kind, name), validated by the module that owns the kind.
+    """
 
     def create_source(self, name: str, type: str, write_key: str | None = None) -> Source: ...
 
@@ -82,6 +86,12 @@ class StateStore(Protocol):
     def has_admin_token(self, token_hash: str) -> bool: ...
 
     def admin_token_count(self) -> int: ...
+
+    def put_object(self, kind: str, name: str, spec: dict[str, Any]) -> None: ...
+
+    def objects(self, kind: str) -> dict[str, dict[str, Any]]: ...
+
+    def delete_object(self, kind: str, name: str) -> bool: ...
 
     def changed(self) -> bool: ...
 

@@ -5,6 +5,9 @@ import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
+
+from trackway import codec
 
 from trackway.storage.base import SourceNotFound, StorageUnavailable
 from trackway.storage.records import Source, WriteKey
@@ -31,6 +34,15 @@ MIGRATIONS = (
     CREATE TABLE admin_tokens(
         hash TEXT PRIMARY KEY,
         created_at TEXT NOT NULL
+    )
+    """,
+    """
+    CREATE TABLE objects(
+        kind TEXT NOT NULL,
+        name TEXT NOT NULL,
+        spec TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (kind, name)
     )
     """,
 )
@@ -140,6 +152,28 @@ class SQLiteStateStore:
 
     def admin_token_count(self) -> int:
         return int(self._conn.execute("SELECT count(*) FROM admin_tokens").fetchone()[0])
+
+    def put_object(self, kind: str, name: str, spec: dict[str, Any]) -> None:
+        with self._lock, self._conn:
+            self._conn.execute(
+                "INSERT INTO objects(kind, name, spec, updated_at) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT(kind, name) DO UPDATE SET spec = excluded.spec,"
+                " updated_at = excluded.updated_at",
+                (kind, name, codec.dumps_text(spec), _now()),
+            )
+
+    def objects(self, kind: str) -> dict[str, dict[str, Any]]:
+        rows = self._conn.execute(
+            "SELECT name, spec FROM objects WHERE kind = ? ORDER BY name", (kind,)
+        )
+        return {name: codec.loads(spec) for name, spec in rows}
+
+    def delete_object(self, kind: str, name: str) -> bool:
+        with self._lock, self._conn:
+            cur = self._conn.execute(
+                "DELETE FROM objects WHERE kind = ? AND name = ?", (kind, name)
+            )
+        return cur.rowcount > 0
 
     def changed(self) -> bool:
         """Whether any connection (another process too) committed since the last call."""
