@@ -298,9 +298,11 @@ class DedupWindow:
 
 
 def _digest(*parts: Any) -> bytes:
+    """A key for the dedup window from parts that are already JSON data."""
     # 16 bytes of blake2b: small to keep, and a collision (one evaluation wrongly taken
     # for a duplicate) is out of reach at any number of keys that fits in memory.
-    return hashlib.blake2b(_compact(jsonable(parts)).encode(), digest_size=16).digest()
+    text = json.dumps(parts, separators=(",", ":"), sort_keys=True, default=str)
+    return hashlib.blake2b(text.encode(), digest_size=16).digest()
 
 
 # -- sending ---------------------------------------------------------------------------

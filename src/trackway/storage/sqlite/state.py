@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 from trackway import codec
-
 from trackway.storage.base import SourceNotFound, StorageUnavailable
 from trackway.storage.records import Source, WriteKey
 from trackway.storage.sqlite.connect import connect
