@@ -180,6 +180,7 @@ def test_events_list_shows_status_of_each(server: Server) -> None:
         ["sources", "rotate-key"],
         ["sources", "disable"],
         ["sources", "enable"],
+        ["sources", "configure"],
         ["apply"],
         ["events"],
         ["events", "list"],

@@ -13,6 +13,7 @@ from trackway import __version__, codec
 from trackway.client.check import EXIT_CODES, check
 from trackway.client.send import DEFAULT_DATA_PLANE, Call, ClientError, build, send
 from trackway.debugger import record_json, record_line
+from trackway.integrations import configcat_webhook
 from trackway.server.run import open_log, open_state, serve
 from trackway.settings import (
     DEFAULT_DATA_DIR,
@@ -161,6 +162,50 @@ def sources() -> None:
     """Create and manage sources and their write keys."""
 
 
+def _configcat_options(fn: F) -> F:
+    for option in reversed(
+        [
+            click.option(
+                "--signing-key",
+                "signing_keys",
+                multiple=True,
+                help="ConfigCat webhook signing key (repeat for both keys while"
+                " rotating). configcat sources only.",
+            ),
+            click.option("--product-id", help="ConfigCat product id, copied into events."),
+            click.option("--product-name", help="ConfigCat product name, copied into events."),
+        ]
+    ):
+        fn = option(fn)
+    return fn
+
+
+def _configure_configcat(
+    store: StateStore,
+    name: str,
+    source_type: str,
+    signing_keys: tuple[str, ...],
+    product_id: str | None,
+    product_name: str | None,
+) -> bool:
+    """Store the ConfigCat settings that were given; returns whether any were."""
+    if not (signing_keys or product_id or product_name):
+        return False
+    if source_type != "configcat":
+        raise ValueError("--signing-key, --product-id and --product-name are for configcat sources")
+    current = configcat_webhook.load_settings(store, name)
+    configcat_webhook.save_settings(
+        store,
+        name,
+        configcat_webhook.SourceSettings(
+            signing_keys=list(signing_keys) or current.signing_keys,
+            product_id=product_id or current.product_id,
+            product_name=product_name or current.product_name,
+        ),
+    )
+    return True
+
+
 @sources.command(name="create")
 @click.argument("name")
 @click.option(
@@ -171,18 +216,55 @@ def sources() -> None:
     show_default=True,
     help="What sends to this source.",
 )
+@_configcat_options
 @_data_dir_option
 @_json_option
 @_friendly
-def sources_create(name: str, source_type: str, data_dir: Path, as_json: bool) -> None:
+def sources_create(
+    name: str,
+    source_type: str,
+    signing_keys: tuple[str, ...],
+    product_id: str | None,
+    product_name: str | None,
+    data_dir: Path,
+    as_json: bool,
+) -> None:
     """Create a source and print its write key."""
     store = _store(data_dir)
+    if source_type != "configcat" and (signing_keys or product_id or product_name):
+        raise ValueError("--signing-key, --product-id and --product-name are for configcat sources")
     source = store.create_source(check_name(name), source_type)
+    _configure_configcat(store, name, source_type, signing_keys, product_id, product_name)
     out = source_json(store, source)
     if as_json:
         click.echo(codec.dumps_text({k: out[k] for k in ("id", "name", "write_key")}))
     else:
         click.echo(f"Created source '{name}' ({out['id']}) with write key: {out['write_key']}")
+    if source_type == "configcat":
+        click.echo(
+            f"ConfigCat webhook URL: <trackway URL>/v1/webhooks/configcat/{out['write_key']}",
+            err=True,
+        )
+
+
+@sources.command(name="configure")
+@click.argument("name")
+@_configcat_options
+@_data_dir_option
+@_friendly
+def sources_configure(
+    name: str,
+    signing_keys: tuple[str, ...],
+    product_id: str | None,
+    product_name: str | None,
+    data_dir: Path,
+) -> None:
+    """Change a configcat source's signing keys or product (what is given replaces)."""
+    store = _store(data_dir)
+    source = store.get_source(name)
+    if not _configure_configcat(store, name, source.type, signing_keys, product_id, product_name):
+        raise ValueError("nothing to change: give --signing-key, --product-id or --product-name")
+    click.echo(f"Source '{name}' is configured.")
 
 
 @sources.command(name="list")

@@ -2,10 +2,12 @@
 
 import contextlib
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
+from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -32,6 +34,9 @@ from trackway.storage.records import (
 
 _OK = b'{"success":true}'
 _JSON = "application/json"
+
+WebhookParser = Callable[[Source, Headers, bytes, datetime], list[Message]]
+"""Turns a verified webhook call into events; raises `IngestError` to refuse it."""
 
 
 class Ingestor:
@@ -110,6 +115,46 @@ class Ingestor:
             )
         body_out = {"success": True, "accepted": len(batch.events), "rejected": details}
         return Response(codec.dumps(body_out), 200, media_type=_JSON)
+
+    async def handle_webhook(
+        self, request: Request, source_type: str, parse: WebhookParser
+    ) -> Response:
+        """Answer a webhook call to `/v1/webhooks/<type>/<write key>`.
+
+        A refused call of a known source is kept as a failure, like a bad event.
+        """
+        started = time.perf_counter()
+        received_at = datetime.now(UTC)
+        source: Source | None = None
+        body: bytes | None = None
+        try:
+            source = self._source(request.path_params["write_key"])
+            if source.type != source_type:
+                raise IngestError(
+                    "wrong_source_type",
+                    f"source '{source.name}' is of type '{source.type}', not '{source_type}'",
+                    404,
+                )
+            body = await read_body(request)
+            batch = IngestBatch(source.id, int(received_at.timestamp() * 1000))
+            req = RequestInfo(received_at)
+            for msg in parse(source, request.headers, body, received_at):
+                batch.events.append(_accept(msg, req, source.id))
+            result = await self.log.append(batch)
+        except IngestError as exc:
+            if source is not None:
+                await self._keep_failure(source, received_at, exc, body)
+            response = _error(exc.rejection)
+        except StorageUnavailable as exc:
+            response = _error(Rejection("storage_unavailable", str(exc), 503), retry_after=5)
+        else:
+            self.metrics.count(
+                source.name, len(batch.events), result.accepted, 0, result.duplicates
+            )
+            response = Response(_OK, 200, media_type=_JSON)
+        self.metrics.latency.observe(time.perf_counter() - started)
+        self.metrics.requests.labels(str(response.status_code)).inc()
+        return response
 
     def _source(self, key: str | None) -> Source:
         if not key:

@@ -9,7 +9,7 @@ from starlette.routing import Route, Router
 from starlette.types import ASGIApp
 
 from trackway.ingest.client_ip import is_trusted
-from trackway.ingest.handler import Ingestor
+from trackway.ingest.handler import Ingestor, WebhookParser
 from trackway.spec.message import TYPES
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -17,8 +17,8 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 _SHORT = {kind[0]: kind for kind in TYPES}  # analytics.js posts to /v1/t, /v1/i, ...
 
 
-def tracking_app(ingestor: Ingestor) -> ASGIApp:
-    """The ASGI app mounted at `/v1`."""
+def tracking_app(ingestor: Ingestor, webhooks: dict[str, WebhookParser]) -> ASGIApp:
+    """The ASGI app mounted at `/v1`; `webhooks` maps a source type to its parser."""
 
     def endpoint(path_type: str | None, browser: bool) -> Endpoint:
         async def handle(request: Request) -> Response:
@@ -44,7 +44,17 @@ def tracking_app(ingestor: Ingestor) -> ASGIApp:
             host = request.headers.get("x-forwarded-host", host)
         return JSONResponse(analytics_js_settings(key, f"{host}/v1", scheme))
 
+    def webhook(source_type: str, parse: WebhookParser) -> Endpoint:
+        async def handle(request: Request) -> Response:
+            return await ingestor.handle_webhook(request, source_type, parse)
+
+        return handle
+
     routes = [Route(f"/{kind}", endpoint(kind, False), methods=["POST"]) for kind in TYPES]
+    routes += [
+        Route(f"/webhooks/{kind}/{{write_key}}", webhook(kind, parse), methods=["POST"])
+        for kind, parse in webhooks.items()
+    ]
     routes += [Route(f"/{s}", endpoint(kind, True), methods=["POST"]) for s, kind in _SHORT.items()]
     routes += [
         Route("/batch", endpoint(None, False), methods=["POST"]),

@@ -14,6 +14,7 @@ from trackway.admin.auth import AdminAuth
 from trackway.ingest.handler import Ingestor
 from trackway.ingest.routes import tracking_app
 from trackway.ingest.sources import SourceCache
+from trackway.integrations import configcat_webhook
 from trackway.server.metrics import Metrics
 from trackway.settings import Settings
 from trackway.storage.base import EventLog, StateStore, StorageUnavailable
@@ -73,7 +74,9 @@ def create_app(
             Route("/health", health, methods=["GET"]),
             Route("/ready", ready, methods=["GET"]),
             Route("/metrics", metrics_endpoint, methods=["GET"]),
-            Mount("/v1", app=tracking_app(ingestor)),
+            Mount(
+                "/v1", app=tracking_app(ingestor, {"configcat": configcat_webhook.parser(store)})
+            ),
             Mount("/api/v1", app=admin_app(AdminAuth(store, settings.admin_token), store, log)),
         ],
         lifespan=lifespan,

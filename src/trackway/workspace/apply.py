@@ -11,6 +11,7 @@ from typing import Any
 import msgspec
 import yaml
 
+from trackway.integrations import configcat_webhook
 from trackway.settings import DEFAULT_KEY_GRACE_S
 from trackway.storage.base import SourceNotFound, StateStore
 from trackway.workspace.sources import SOURCE_TYPES, check_name
@@ -23,6 +24,9 @@ class SourceSpec(msgspec.Struct, forbid_unknown_fields=True):
     type: str = "segment"
     enabled: bool = True
     write_key: str | None = None
+    signing_keys: list[str] | None = None
+    product_id: str | None = None
+    product_name: str | None = None
 
 
 class WorkspaceFile(msgspec.Struct, forbid_unknown_fields=True):
@@ -64,6 +68,10 @@ def load(path: Path) -> WorkspaceFile:
             raise ApplyError(
                 f"{where}: unknown type '{source.type}' (one of: {', '.join(SOURCE_TYPES)})"
             )
+        if source.type != "configcat" and _configcat_fields(source):
+            raise ApplyError(
+                f"{where}: signing_keys, product_id and product_name are for configcat sources"
+            )
     return spec
 
 
@@ -79,6 +87,8 @@ def apply(spec: WorkspaceFile, store: StateStore, dry_run: bool = False) -> list
                 store.create_source(want.name, want.type, want.write_key)
                 if not want.enabled:
                     store.set_enabled(want.name, False)
+                if _configcat_fields(want):
+                    configcat_webhook.save_settings(store, want.name, _configcat_settings(want))
             continue
         if have.type != want.type:
             raise ApplyError(
@@ -89,6 +99,12 @@ def apply(spec: WorkspaceFile, store: StateStore, dry_run: bool = False) -> list
             changes.append(f"{'enable' if want.enabled else 'disable'} source '{want.name}'")
             if not dry_run:
                 store.set_enabled(want.name, want.enabled)
+        if want.type == "configcat" and _configcat_fields(want):
+            settings = _configcat_settings(want)
+            if configcat_webhook.load_settings(store, want.name) != settings:
+                changes.append(f"configure source '{want.name}' (ConfigCat settings)")
+                if not dry_run:
+                    configcat_webhook.save_settings(store, want.name, settings)
         current = [k.key for k in store.write_keys(have.id) if k.expires_at is None]
         if want.write_key is not None and want.write_key not in current:
             changes.append(
@@ -98,3 +114,15 @@ def apply(spec: WorkspaceFile, store: StateStore, dry_run: bool = False) -> list
             if not dry_run:
                 store.rotate_key(want.name, DEFAULT_KEY_GRACE_S, want.write_key)
     return changes
+
+
+def _configcat_fields(spec: SourceSpec) -> bool:
+    return bool(spec.signing_keys or spec.product_id or spec.product_name)
+
+
+def _configcat_settings(spec: SourceSpec) -> configcat_webhook.SourceSettings:
+    return configcat_webhook.SourceSettings(
+        signing_keys=spec.signing_keys or [],
+        product_id=spec.product_id,
+        product_name=spec.product_name,
+    )

@@ -7,8 +7,8 @@ from typing import Any
 from trackway.storage.base import StateStore
 from trackway.storage.records import Source
 
-SOURCE_TYPES = ("segment",)
-"""`segment`: any Segment SDK or HTTP client. More types (webhooks) come with their issues."""
+SOURCE_TYPES = ("segment", "configcat")
+"""`segment`: any Segment SDK or HTTP client; `configcat`: ConfigCat's change webhooks."""
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
