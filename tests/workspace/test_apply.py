@@ -63,3 +63,26 @@ def test_apply_reports_errors_precisely(tmp_path: Path) -> None:
         text=True,
     )
     assert missing.returncode == 1 and "cannot read" in missing.stderr
+
+
+def test_apply_configcat_sources(tmp_path: Path) -> None:
+    text = (
+        "sources:\n  - name: flags\n    type: configcat\n    signing_keys: [k1, k2]\n"
+        "    product_name: Shop\n"
+    )
+    first = apply(tmp_path, text)
+    assert first.returncode == 0, first.stderr
+    assert apply(tmp_path, text).stdout.strip() == "Nothing to change."
+    changed = apply(tmp_path, text.replace("[k1, k2]", "[k2, k3]"))
+    assert "configure source 'flags'" in changed.stdout
+    from trackway.integrations.configcat_webhook import load_settings
+    from trackway.storage.sqlite.state import SQLiteStateStore
+
+    store = SQLiteStateStore(tmp_path / "d" / "state.db")
+    try:
+        settings = load_settings(store, "flags")
+    finally:
+        store.close()
+    assert settings.signing_keys == ["k2", "k3"] and settings.product_name == "Shop"
+    wrong = apply(tmp_path, "sources:\n  - name: web\n    signing_keys: [k]\n")
+    assert wrong.returncode == 1 and "for configcat sources" in wrong.stderr
