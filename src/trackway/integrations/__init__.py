@@ -1,1 +1,1 @@
-"""Optional integrations that send events to Trackway from other SDKs (feature flags)."""
+"""Integrations with other tools: ConfigCat webhooks, and flag evaluation analytics for apps."""
