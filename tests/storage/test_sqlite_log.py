@@ -15,10 +15,8 @@ from trackway.storage.sqlite.log import SQLiteEventLog
 
 def batch(source_id: int, ids: list[str], at_ms: int | None = None) -> IngestBatch:
     at = at_ms if at_ms is not None else int(time.time() * 1000)
-    events = [
-        AcceptedEvent(i, message_hash(source_id, i), codec.dumps({"messageId": i})) for i in ids
-    ]
-    return IngestBatch(source_id, at, events)
+    events = [AcceptedEvent(i, message_hash(source_id, i)) for i in ids]
+    return IngestBatch(source_id, at, events, codec.dumps([{"messageId": i} for i in ids]))
 
 
 async def append_all(log: SQLiteEventLog, batches: list[IngestBatch]) -> list[tuple[int, int]]:

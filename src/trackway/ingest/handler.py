@@ -138,8 +138,10 @@ class Ingestor:
             body = await read_body(request)
             batch = IngestBatch(source.id, int(received_at.timestamp() * 1000))
             req = RequestInfo(received_at)
-            for msg in parse(source, request.headers, body, received_at):
-                batch.events.append(_accept(msg, req, source.id))
+            _accept(
+                batch,
+                [normalize(m, req) for m in parse(source, request.headers, body, received_at)],
+            )
             result = await self.log.append(batch)
         except IngestError as exc:
             if source is not None:
@@ -191,6 +193,7 @@ class Ingestor:
             received_at, utc(envelope.sent_at), envelope.context, envelope.integrations, ip
         )
         rejected: list[tuple[int, Rejection]] = []
+        accepted: list[Message] = []
         for index, outcome in enumerate(decode_messages(items)):
             if isinstance(outcome, Rejection):
                 rejected.append((index, outcome))
@@ -198,7 +201,8 @@ class Ingestor:
                     RejectedEvent(index, outcome.code, outcome.message, bytes(items[index]))
                 )
             else:
-                batch.events.append(_accept(outcome, req, batch.source_id))
+                accepted.append(normalize(outcome, req))
+        _accept(batch, accepted)
         return rejected
 
     def _parse_single(
@@ -213,9 +217,7 @@ class Ingestor:
         if isinstance(outcome, Rejection):
             batch.rejected.append(RejectedEvent(0, outcome.code, outcome.message, body))
             return [(0, outcome)]
-        batch.events.append(
-            _accept(outcome, RequestInfo(received_at, client_ip=ip), batch.source_id)
-        )
+        _accept(batch, [normalize(outcome, RequestInfo(received_at, client_ip=ip))])
         return []
 
     async def _keep_failure(
@@ -231,10 +233,13 @@ class Ingestor:
         self.metrics.count(source.name, 0, 0, 1, 0)
 
 
-def _accept(msg: Message, req: RequestInfo, source_id: int) -> AcceptedEvent:
-    event = normalize(msg, req)
-    message_id = str(event.message_id)
-    return AcceptedEvent(message_id, message_hash(source_id, message_id), codec.dumps(event))
+def _accept(batch: IngestBatch, events: list[Message]) -> None:
+    """Add normalized events to the batch: their ids, and their JSON in one encode call."""
+    source_id = batch.source_id
+    batch.events = [
+        AcceptedEvent(str(e.message_id), message_hash(source_id, str(e.message_id))) for e in events
+    ]
+    batch.encoded = codec.dumps(events)
 
 
 def _error(rejection: Rejection, retry_after: int | None = None) -> Response:

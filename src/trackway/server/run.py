@@ -1,5 +1,6 @@
 """Running `trackway serve`: first-start set-up, the banner, and uvicorn."""
 
+import gc
 import signal
 import socket
 from types import FrameType
@@ -34,6 +35,11 @@ def open_log(settings: Settings) -> SQLiteEventLog:
 
 def serve(settings: Settings) -> None:
     """Start Trackway in this process and block until SIGINT/SIGTERM."""
+    # The request path allocates many short-lived containers and creates no cycles; the
+    # default threshold (700) ran a collection every few requests and freed nothing,
+    # costing 13-15% of the CPU (bench/RESULTS.md).
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
     store = open_state(settings)
     log = open_log(settings)
     _first_start(settings, store)

@@ -44,13 +44,21 @@ class RecentIds:
     def seen(self, hashes: list[int]) -> list[bool]:
         """For each hash, whether it is already in the index."""
         query = np.array(hashes, dtype=np.uint64)
-        found = np.zeros(len(query), dtype=np.bool_)
+        # Sorted keys walk each array in one direction: far fewer cache misses.
+        order = np.argsort(query)
+        sorted_query = query[order]
+        sorted_found = np.zeros(len(query), dtype=np.bool_)
         for arr in self._hours.values():
-            idx = np.searchsorted(arr, query)
+            idx = np.searchsorted(arr, sorted_query)
             np.minimum(idx, len(arr) - 1, out=idx)
-            found |= arr[idx] == query
+            sorted_found |= arr[idx] == sorted_query
+        found = np.empty_like(sorted_found)
+        found[order] = sorted_found
         fresh = self._fresh
-        return [bool(f) or h in fresh for h, f in zip(hashes, found, strict=True)]
+        if not fresh.isdisjoint(hashes):
+            found |= np.fromiter((h in fresh for h in hashes), np.bool_, len(hashes))
+        result: list[bool] = found.tolist()
+        return result
 
     def add(self, hashes: list[int], at_ms: int) -> None:
         """Record hashes that arrived at `at_ms`."""

@@ -1,7 +1,7 @@
 """Plain records passed across the storage interfaces."""
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 Status = Literal["accepted", "rejected", "duplicate"]
 
@@ -27,13 +27,11 @@ class WriteKey:
     expires_at: float | None
 
 
-@dataclass(frozen=True, slots=True)
-class AcceptedEvent:
-    """A normalized event ready for the log, encoded once on the request path."""
+class AcceptedEvent(NamedTuple):
+    """The identity of a normalized event (a tuple: built once per event on the hot path)."""
 
     message_id: str
     mid_hash: int
-    body: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,11 +46,16 @@ class RejectedEvent:
 
 @dataclass(slots=True)
 class IngestBatch:
-    """Everything one request appends: accepted events and failure records of one source."""
+    """Everything one request appends: accepted events and failure records of one source.
+
+    `encoded` is the normalized events as one JSON array, in the order of `events`
+    (encoded in one call on the request path; split again only for duplicates).
+    """
 
     source_id: int
     received_at_ms: int
     events: list[AcceptedEvent] = field(default_factory=list)
+    encoded: bytes = b"[]"
     rejected: list[RejectedEvent] = field(default_factory=list)
 
 
