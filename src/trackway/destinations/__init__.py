@@ -1,0 +1,1 @@
+"""Destinations: where stored events are delivered, after filters and mappings."""
