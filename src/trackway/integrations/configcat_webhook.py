@@ -20,7 +20,7 @@ from starlette.datastructures import Headers
 
 from trackway.ingest.handler import WebhookParser
 from trackway.spec.errors import IngestError
-from trackway.spec.message import Message
+from trackway.spec.message import Message, raw_object
 from trackway.storage.base import StateStore
 from trackway.storage.records import Source
 
@@ -172,8 +172,8 @@ def to_message(
         event=EVENT,
         user_id=email or name or None,
         anonymous_id=None if (email or name) else "configcat",
-        properties=properties,
-        context={"integration": {"name": "configcat-webhook"}},
+        properties=raw_object(properties),
+        context=raw_object({"integration": {"name": "configcat-webhook"}}),
         timestamp=when,
     )
 

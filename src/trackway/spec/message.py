@@ -13,12 +13,32 @@ TYPES = ("track", "identify", "page", "screen", "group", "alias")
 Id = str | int | float | None
 
 
+ABSENT = msgspec.Raw(b"")
+"""An object field that was not sent (not encoded)."""
+
+
+def raw_object(value: dict[str, Any]) -> msgspec.Raw:
+    """An object field's value from a dict."""
+    return msgspec.Raw(msgspec.json.encode(value))
+
+
+def object_value(raw: msgspec.Raw) -> dict[str, Any]:
+    """An object field as a dict (`{}` when absent or null)."""
+    if len(raw) == 0 or memoryview(raw)[0] == _N:
+        return {}
+    decoded: dict[str, Any] = msgspec.json.decode(raw)
+    return decoded
+
+
 class Message(msgspec.Struct, rename="camel", omit_defaults=True):
     """One event: as a client sends it, and (normalized in place) as Trackway stores it.
 
-    Unknown fields (such as `_metadata`) are ignored. Fields left at None are not
-    encoded, so the stored JSON holds only what the event has; the field order is the
-    stored order. `originalTimestamp` and `receivedAt` are always set by normalization.
+    Unknown fields (such as `_metadata`) are ignored. Fields left at None (or ABSENT)
+    are not encoded, so the stored JSON holds only what the event has; the field order
+    is the stored order. `originalTimestamp` and `receivedAt` are always set by
+    normalization. The object fields stay raw JSON (validated, not decoded): most events
+    are stored as sent, and decoding and re-encoding them was a third of the request
+    path (docs/decisions/0003-http-and-codec.md).
     """
 
     message_id: str | int | None = None
@@ -30,10 +50,10 @@ class Message(msgspec.Struct, rename="camel", omit_defaults=True):
     category: str | None = None
     group_id: Id = None
     previous_id: Id = None
-    properties: dict[str, Any] | None = None
-    traits: dict[str, Any] | None = None
-    context: dict[str, Any] | None = None
-    integrations: dict[str, Any] | None = None
+    properties: msgspec.Raw = ABSENT
+    traits: msgspec.Raw = ABSENT
+    context: msgspec.Raw = ABSENT
+    integrations: msgspec.Raw = ABSENT
     channel: str | None = None
     timestamp: datetime | None = None
     original_timestamp: datetime | None = None
@@ -56,6 +76,10 @@ class Batch(msgspec.Struct, rename="camel"):
 message_decoder = msgspec.json.Decoder(Message)
 messages_decoder = msgspec.json.Decoder(list[Message])
 batch_decoder = msgspec.json.Decoder(Batch)
+
+_OBJECT_FIELDS = ("properties", "traits", "context", "integrations")
+_N, _OPEN = ord("n"), ord("{")
+_KINDS = {ord("["): "array", ord('"'): "str", ord("t"): "bool", ord("f"): "bool"}
 
 _TIME_FIELDS = ("`$.timestamp`", "`$.sentAt`", "`$.originalTimestamp`", "`$.receivedAt`")
 
@@ -108,6 +132,17 @@ def check(msg: Message, path_type: str | None) -> Rejection | None:
             )
     if msg.type is None:
         return Rejection("missing_field", "'type' is required in each batch item")
+    for name in _OBJECT_FIELDS:
+        raw = getattr(msg, name)
+        if len(raw):
+            first = memoryview(raw)[0]
+            if first == _N:
+                setattr(msg, name, ABSENT)
+            elif first != _OPEN:
+                kind = _KINDS.get(first, "number")
+                return Rejection(
+                    "invalid_field", f"Expected `object | null`, got `{kind}` - at `$.{name}`"
+                )
     if msg.type not in TYPES:
         return Rejection(
             "invalid_type", f"unknown type '{msg.type}'; expected one of {', '.join(TYPES)}"

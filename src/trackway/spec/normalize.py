@@ -9,10 +9,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from trackway.spec.message import Message
+from trackway.spec.message import ABSENT, Message, object_value, raw_object
 
 _WITH_PROPERTIES = frozenset(("track", "page", "screen"))
 _WITH_TRAITS = frozenset(("identify", "group"))
+_EMPTY = raw_object({})
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,32 +40,32 @@ def normalize(msg: Message, req: RequestInfo) -> Message:
         msg.message_id = str(message_id) if message_id not in (None, "") else str(uuid.uuid4())
     kind = msg.type
     if kind in _WITH_PROPERTIES:
-        msg.traits = None
-        if msg.properties is None:
-            msg.properties = {}
+        msg.traits = ABSENT
+        if not msg.properties:
+            msg.properties = _EMPTY
     elif kind in _WITH_TRAITS:
-        msg.properties = None
-        if msg.traits is None:
-            msg.traits = {}
+        msg.properties = ABSENT
+        if not msg.traits:
+            msg.traits = _EMPTY
     else:
-        msg.properties = msg.traits = None
+        msg.properties = msg.traits = ABSENT
     if kind != "track":
         msg.event = None
 
-    context = msg.context
-    if req.context:
-        context = {**req.context, **context} if context else dict(req.context)
-    elif context is None:
-        context = {}
-    if req.client_ip is not None and "ip" not in context:
-        context["ip"] = req.client_ip
-    msg.context = context
-    integrations = msg.integrations
+    # Objects stay raw JSON unless something must be merged into them.
+    if req.context or (req.client_ip is not None and msg.context):
+        context = {**(req.context or {}), **object_value(msg.context)}
+        if req.client_ip is not None:
+            context.setdefault("ip", req.client_ip)
+        msg.context = raw_object(context)
+    elif req.client_ip is not None:
+        msg.context = raw_object({"ip": req.client_ip})
+    elif not msg.context:
+        msg.context = _EMPTY
     if req.integrations:
-        integrations = (
-            {**req.integrations, **integrations} if integrations else dict(req.integrations)
-        )
-    msg.integrations = integrations if integrations is not None else {}
+        msg.integrations = raw_object({**req.integrations, **object_value(msg.integrations)})
+    elif not msg.integrations:
+        msg.integrations = _EMPTY
 
     sent_at = utc(msg.sent_at) or req.sent_at
     original = utc(msg.timestamp)
