@@ -2,7 +2,8 @@
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Protocol
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -22,16 +23,26 @@ from trackway.storage.base import EventLog, StateStore, StorageUnavailable
 _REFRESH_EVERY_S = 1.0
 
 
+class Worker(Protocol):
+    """Background work run beside the HTTP server (warehouse loaders, sync schedules)."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
 def create_app(
     settings: Settings,
     log: EventLog,
     store: StateStore,
     on_started: Callable[[], None] | None = None,
+    workers: Sequence[Worker] = (),
 ) -> Starlette:
     """The whole HTTP surface: tracking API, admin API, health and metrics.
 
-    The log's writer is started and stopped with the app's lifespan, so that on
-    shutdown everything already acknowledged or queued is committed first.
+    The log's writer and the `workers` are started and stopped with the app's lifespan:
+    on shutdown the workers stop first, then everything already acknowledged or queued
+    is committed.
     """
     metrics = Metrics()
     sources = SourceCache(store)
@@ -61,12 +72,16 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         log.start()
         task = asyncio.create_task(refresh_sources())
+        for worker in workers:
+            worker.start()
         if on_started is not None:
             on_started()
         try:
             yield
         finally:
             task.cancel()
+            for worker in reversed(workers):
+                worker.stop()
             log.close()
 
     return Starlette(
