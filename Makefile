@@ -33,6 +33,7 @@ test-fast: $(STAMP)
 	$(BIN)/pytest -m "not slow" -x -q
 
 bench: $(STAMP)
+	$(BIN)/pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python bench/ingest.py
 
 clean:

@@ -14,6 +14,8 @@ from trackway.client.check import EXIT_CODES, check
 from trackway.client.send import DEFAULT_DATA_PLANE, Call, ClientError, build, send
 from trackway.debugger import record_json, record_line
 from trackway.integrations import configcat_webhook
+from trackway.reverse_etl.commands import models as models_group
+from trackway.reverse_etl.commands import syncs as syncs_group
 from trackway.server.run import open_log, open_state, serve
 from trackway.settings import (
     DEFAULT_DATA_DIR,
@@ -24,6 +26,7 @@ from trackway.settings import (
 )
 from trackway.storage.base import SourceNotFound, StateStore
 from trackway.storage.records import Status
+from trackway.warehouse.commands import sql_command, warehouse_group
 from trackway.workspace import apply as workspace_apply
 from trackway.workspace.keys import new_admin_token, token_hash
 from trackway.workspace.sources import SOURCE_TYPES, check_name, source_json
@@ -338,7 +341,9 @@ def sources_enable(name: str, data_dir: Path) -> None:
 def apply_command(file: Path, dry_run: bool, data_dir: Path) -> None:
     """Make the workspace match a YAML file (creates and updates; never deletes)."""
     spec = workspace_apply.load(file)
-    changes = workspace_apply.apply(spec, _store(data_dir), dry_run=dry_run)
+    changes = workspace_apply.apply(
+        spec, _store(data_dir), dry_run=dry_run, data_dir=data_dir, base_dir=file.parent
+    )
     if not changes:
         click.echo("Nothing to change.")
     for line in changes:
@@ -557,3 +562,9 @@ def check_command(write_key: str, data_plane: str, as_json: bool) -> None:
     else:
         click.echo(("OK: " if result.verdict == "ok" else "FAILED: ") + result.message)
     sys.exit(EXIT_CODES[result.verdict])
+
+
+main.add_command(sql_command)
+main.add_command(warehouse_group)
+main.add_command(models_group)
+main.add_command(syncs_group)

@@ -2,6 +2,7 @@
 
 import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any, get_args
 
 from starlette.concurrency import run_in_threadpool
@@ -15,6 +16,7 @@ from trackway.admin.openapi import OPENAPI
 from trackway.debugger import record_json
 from trackway.storage.base import EventLog, SourceNotFound, StateStore
 from trackway.storage.records import DebugRecord, Source, Status
+from trackway.warehouse.admin import sql_endpoint
 from trackway.workspace.sources import source_json
 
 _STATUSES = frozenset(get_args(Status))
@@ -26,7 +28,7 @@ def _error(code: str, message: str, status: int) -> JSONResponse:
     return JSONResponse({"code": code, "message": message}, status)
 
 
-def admin_app(auth: AdminAuth, store: StateStore, log: EventLog) -> Router:
+def admin_app(auth: AdminAuth, store: StateStore, log: EventLog, data_dir: Path) -> Router:
     """The ASGI app mounted at `/api/v1`."""
 
     def guarded(handler: Any) -> Any:
@@ -75,6 +77,7 @@ def admin_app(auth: AdminAuth, store: StateStore, log: EventLog) -> Router:
             Route("/sources", guarded(sources), methods=["GET"]),
             Route("/sources/{name}/events", guarded(events), methods=["GET"]),
             Route("/sources/{name}/events/stream", guarded(stream), methods=["GET"]),
+            Route("/sql", guarded(sql_endpoint(data_dir, store)), methods=["POST"]),
         ]
     )
 

@@ -86,6 +86,44 @@ OPENAPI: dict[str, Any] = {
                 },
             }
         },
+        "/api/v1/sql": {
+            "post": {
+                "summary": "Run one read-only SQL statement on a warehouse",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["sql"],
+                                "properties": {
+                                    "sql": {"type": "string"},
+                                    "warehouse": {"type": "string", "default": "default"},
+                                    "max_rows": {"type": "integer", "default": 1000},
+                                },
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "properties": {
+                                "columns": {"type": "array", "items": {"type": "string"}},
+                                "rows": {"type": "array", "items": {"type": "array"}},
+                                "truncated": {"type": "boolean"},
+                            },
+                        },
+                        "The result",
+                    ),
+                    "400": _json(_ERROR, "Not a read-only statement, or the query failed"),
+                    "401": _json(_ERROR, "Missing or wrong admin token"),
+                    "404": _json(_ERROR, "No such warehouse"),
+                    "503": _json(_ERROR, "The warehouse cannot be opened"),
+                },
+            }
+        },
         "/api/v1/sources/{name}/events/stream": {
             "get": {
                 "summary": "Live stream of a source's records (Server-Sent Events, one JSON "

@@ -92,7 +92,12 @@ def create_app(
             Mount(
                 "/v1", app=tracking_app(ingestor, {"configcat": configcat_webhook.parser(store)})
             ),
-            Mount("/api/v1", app=admin_app(AdminAuth(store, settings.admin_token), store, log)),
+            Mount(
+                "/api/v1",
+                app=admin_app(
+                    AdminAuth(store, settings.admin_token), store, log, settings.data_dir
+                ),
+            ),
         ],
         lifespan=lifespan,
     )

@@ -8,10 +8,12 @@ from types import FrameType
 import click
 import uvicorn
 
+from trackway.reverse_etl.schedule import SchedulerThread
 from trackway.server.app import create_app
 from trackway.settings import Settings
 from trackway.storage.sqlite.log import SQLiteEventLog
 from trackway.storage.sqlite.state import SQLiteStateStore
+from trackway.warehouse.loader import Loaders
 from trackway.workspace.keys import new_admin_token, token_hash
 
 DEFAULT_SOURCE = "default"
@@ -49,7 +51,16 @@ def serve(settings: Settings) -> None:
     click.echo(f"Data directory: {settings.data_dir.resolve()}")
     click.echo(f"Tracking API:   {url}/v1  (durability: synchronous={settings.synchronous})")
     click.echo(f"Admin API:      {url}/api/v1  (OpenAPI: {url}/api/v1/openapi.json)")
-    app = create_app(settings, log, store, on_started=lambda: click.echo("Ready."))
+    app = create_app(
+        settings,
+        log,
+        store,
+        on_started=lambda: click.echo("Ready."),
+        workers=[
+            Loaders(settings.data_dir, log, store),
+            SchedulerThread(settings.data_dir, store, f"http://{_loopback(settings.host)}:{port}"),
+        ],
+    )
     config = uvicorn.Config(
         app,
         host=settings.host,
@@ -106,3 +117,12 @@ def _bind(host: str, port: int) -> socket.socket:
     sock.listen(2048)
     sock.set_inheritable(True)
     return sock
+
+
+def _loopback(host: str) -> str:
+    """Where this process reaches its own listening socket (scheduled syncs post to it)."""
+    if host in ("0.0.0.0", ""):
+        return "127.0.0.1"
+    if host == "::":
+        return "[::1]"
+    return f"[{host}]" if ":" in host else host

@@ -1,8 +1,8 @@
 """`trackway apply FILE.yaml`: declare the workspace in a file, idempotently.
 
-The file has one list per kind of thing (only `sources` so far; destinations,
-warehouses and syncs are added beside it by their issues). Applying creates what is
-missing and changes what differs; it never deletes what the file does not name.
+The file has one list per kind of thing: `sources`, `warehouses`, `models` and `syncs`
+(destinations will be added beside them). Applying creates what is missing and changes
+what differs; it never deletes what the file does not name.
 """
 
 from pathlib import Path
@@ -12,8 +12,10 @@ import msgspec
 import yaml
 
 from trackway.integrations import configcat_webhook
+from trackway.reverse_etl.apply import ModelSpec, SyncSpec, apply_reverse_etl
 from trackway.settings import DEFAULT_KEY_GRACE_S
 from trackway.storage.base import SourceNotFound, StateStore
+from trackway.warehouse import config as warehouse_config
 from trackway.workspace.sources import SOURCE_TYPES, check_name
 
 
@@ -34,6 +36,9 @@ class WorkspaceFile(msgspec.Struct, forbid_unknown_fields=True):
 
     version: int = 1
     sources: list[SourceSpec] = []
+    warehouses: list[warehouse_config.WarehouseSpec] = []
+    models: list[ModelSpec] = []
+    syncs: list[SyncSpec] = []
 
 
 class ApplyError(Exception):
@@ -72,11 +77,31 @@ def load(path: Path) -> WorkspaceFile:
             raise ApplyError(
                 f"{where}: signing_keys, product_id and product_name are for configcat sources"
             )
+    names: set[str] = set()
+    for index, warehouse in enumerate(spec.warehouses):
+        where = f"{path}: warehouses[{index}]"
+        try:
+            warehouse_config.validate(warehouse)
+        except ValueError as exc:
+            raise ApplyError(f"{where}: {exc}") from exc
+        if warehouse.name in names:
+            raise ApplyError(f"{where}: warehouse '{warehouse.name}' is declared twice")
+        names.add(warehouse.name)
     return spec
 
 
-def apply(spec: WorkspaceFile, store: StateStore, dry_run: bool = False) -> list[str]:
+def apply(
+    spec: WorkspaceFile,
+    store: StateStore,
+    dry_run: bool = False,
+    *,
+    data_dir: Path,
+    base_dir: Path | None = None,
+) -> list[str]:
     """Make the store match the file; returns one line per change (empty: nothing to do)."""
+    # Models and syncs are checked against their databases first, so that a bad one
+    # changes nothing; they are stored after the sources.
+    apply_reverse_etl(spec.models, spec.syncs, store, True, data_dir=data_dir, base_dir=base_dir)
     changes: list[str] = []
     for want in spec.sources:
         try:
@@ -113,7 +138,10 @@ def apply(spec: WorkspaceFile, store: StateStore, dry_run: bool = False) -> list
             )
             if not dry_run:
                 store.rotate_key(want.name, DEFAULT_KEY_GRACE_S, want.write_key)
-    return changes
+    changes += warehouse_config.apply(spec.warehouses, store, dry_run)
+    return changes + apply_reverse_etl(
+        spec.models, spec.syncs, store, dry_run, data_dir=data_dir, base_dir=base_dir
+    )
 
 
 def _configcat_fields(spec: SourceSpec) -> bool:

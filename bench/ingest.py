@@ -1,0 +1,720 @@
+"""Ingestion benchmark: how many events per second Trackway stores durably.
+
+    .venv/bin/python bench/ingest.py [--duration 60] [--mode batch|single|both]
+                                     [--connections N]
+
+For each mode it starts `trackway serve` on a fresh temporary data directory, pinned to
+one CPU (`taskset -c 0`, durable `--synchronous full` unless told otherwise), and drives
+it with `wrk` pinned to another CPU (`taskset -c 1`) using bench/ingest.lua, which sends
+~500-byte Segment track events with a unique messageId each:
+
+- batch:  POST /v1/batch with 100 events per request (target >= 150,000 events/s)
+- single: POST /v1/track with one event per request  (target >= 3,000 requests/s)
+
+It reports events/s and requests/s answered with HTTP 200 (other statuses and socket
+errors separately), wrk's latency percentiles, the CPU time of the server and of wrk,
+and the server's peak RSS (VmHWM, target <= 300 MB; VmRSS is also sampled). Afterwards
+it stops the server and checks, in the log file itself, that every acknowledged event
+was stored, none twice, and nothing was rejected. See bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import re
+import resource
+import secrets
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+BENCH_DIR = Path(__file__).resolve().parent
+ROOT = BENCH_DIR.parent
+LUA_SCRIPT = BENCH_DIR / "ingest.lua"
+
+TARGET_BATCH_EVENTS_S = 150_000
+TARGET_SINGLE_REQUESTS_S = 3_000
+TARGET_PEAK_RSS_MB = 300
+
+PATHS = {"batch": "/v1/batch", "single": "/v1/track"}
+
+
+class BenchError(Exception):
+    """A problem that stops the benchmark, with a message for the user."""
+
+
+# -- the server --------------------------------------------------------------------------
+
+
+class Server:
+    """`trackway serve` in a subprocess, pinned to one CPU."""
+
+    def __init__(self, data_dir: Path, cpu: int, synchronous: str) -> None:
+        self.data_dir = data_dir
+        self.lines: list[str] = []
+        trackway = Path(sys.executable).with_name("trackway")
+        command = [str(trackway)] if trackway.exists() else [sys.executable, "-m", "trackway"]
+        command += ["serve", "--port", "0", "--data-dir", str(data_dir)]
+        command += ["--synchronous", synchronous]
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env.pop("TRACKWAY_PORT", None)
+        self.proc = subprocess.Popen(
+            ["taskset", "-c", str(cpu), *command],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
+            cwd=ROOT,
+        )
+        self.pid = self.proc.pid  # taskset execs the server: same process
+        watchdog = threading.Timer(60, self.proc.kill)  # a server that never says Ready.
+        watchdog.start()
+        try:
+            self.url, self.write_key = self._wait_ready()
+        finally:
+            watchdog.cancel()
+        self._drain = threading.Thread(target=self._read_rest, daemon=True)
+        self._drain.start()
+
+    def _wait_ready(self) -> tuple[str, str]:
+        assert self.proc.stdout is not None
+        url = key = None
+        for line in self.proc.stdout:
+            self.lines.append(line.rstrip("\n"))
+            if m := re.search(r"write key: (\S+)", line):
+                key = m.group(1)
+            if m := re.search(r"Listening on (http://\S+)", line):
+                url = m.group(1)
+            if line.strip() == "Ready.":
+                break
+        if url is None or key is None or not self.lines or self.lines[-1] != "Ready.":
+            self.proc.kill()
+            output = "\n".join(self.lines)
+            raise BenchError(f"the server did not start; its output:\n{output}")
+        return url, key
+
+    def _read_rest(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    def metrics(self) -> dict[str, float]:
+        """The server's Prometheus metrics, name{labels} -> value."""
+        try:
+            with urllib.request.urlopen(self.url + "/metrics", timeout=30) as resp:
+                text = resp.read().decode()
+        except OSError as exc:
+            output = "\n".join(self.lines[-20:])
+            msg = f"cannot read the server's metrics ({exc}); its output:\n{output}"
+            raise BenchError(msg) from exc
+        out: dict[str, float] = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                name, _, value = line.rpartition(" ")
+                out[name] = float(value)
+        return out
+
+    def settle(self, timeout: float = 60) -> dict[str, float]:
+        """Wait until nothing is pending and the accepted count stops moving."""
+        deadline = time.monotonic() + timeout
+        last = None
+        while True:
+            m = self.metrics()
+            now = (m.get("trackway_log_pending_events", 0), accepted(m))
+            if now[0] == 0 and now == last:
+                return m
+            if time.monotonic() > deadline:
+                raise BenchError(f"the server did not settle within {timeout:.0f} s")
+            last = now
+            time.sleep(0.2)
+
+    def stop(self, timeout: float = 60) -> int:
+        """SIGTERM, as a service manager would; the server commits what is queued first.
+
+        Depending on the version the exit status after the graceful shutdown is 0 or
+        -SIGTERM (uvicorn re-raises the signal); both count as a clean stop.
+        """
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise BenchError("the server did not stop within 60 s of SIGTERM") from None
+        self._drain.join(5)
+        return self.proc.returncode
+
+
+def accepted(metrics: dict[str, float]) -> int:
+    return int(sum(v for k, v in metrics.items() if k.startswith("trackway_events_accepted_total")))
+
+
+def deduplicated(metrics: dict[str, float]) -> int:
+    prefix = "trackway_events_deduplicated_total"
+    return int(sum(v for k, v in metrics.items() if k.startswith(prefix)))
+
+
+# -- /proc -------------------------------------------------------------------------------
+
+_CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def proc_status_kb(pid: int, field_name: str) -> int:
+    """A `kB` field of /proc/PID/status, such as VmRSS or VmHWM."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(field_name + ":"):
+                return int(line.split()[1])
+    raise BenchError(f"no {field_name} in /proc/{pid}/status")
+
+
+def thread_cpu_s(pid: int) -> dict[int, float]:
+    """CPU seconds (user + system) used so far by each thread of a process."""
+    out: dict[int, float] = {}
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{task}/stat") as f:
+                fields = f.read().rpartition(")")[2].split()
+        except FileNotFoundError:
+            continue
+        out[int(task)] = (int(fields[11]) + int(fields[12])) / _CLK_TCK
+    return out
+
+
+def cpu_ticks(cpu: int) -> dict[str, int]:
+    """Busy, iowait, steal and total ticks of one CPU so far, from /proc/stat."""
+    with open("/proc/stat") as f:
+        for line in f:
+            if line.startswith(f"cpu{cpu} "):
+                user, nice, system, idle, iowait, irq, softirq, steal = map(int, line.split()[1:9])
+                busy = user + nice + system + irq + softirq
+                total = busy + idle + iowait + steal
+                return {"busy": busy, "iowait": iowait, "steal": steal, "total": total}
+    raise BenchError(f"no cpu{cpu} in /proc/stat")
+
+
+class RssSampler(threading.Thread):
+    """Samples a process's VmRSS every `interval` seconds."""
+
+    def __init__(self, pid: int, interval: float = 0.25) -> None:
+        super().__init__(daemon=True)
+        self.pid = pid
+        self.interval = interval
+        self.samples: list[int] = []
+        self._halt = threading.Event()
+
+    def run(self) -> None:
+        while not self._halt.is_set():
+            try:
+                self.samples.append(proc_status_kb(self.pid, "VmRSS"))
+            except (OSError, BenchError):
+                return
+            self._halt.wait(self.interval)
+
+    def stop(self) -> None:
+        self._halt.set()
+        self.join()
+
+
+def code_version() -> str:
+    """The commit of the trackway package being measured, `+dirty` if changed."""
+    import trackway
+
+    src = Path(trackway.__file__).resolve().parent
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(src), "describe", "--always", "--dirty=+dirty", "--abbrev=10"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return f"unknown ({src})"
+    return out.stdout.strip() or f"not a git checkout ({src})"
+
+
+def fs_type(path: Path) -> str:
+    try:
+        out = subprocess.run(["stat", "-f", "-c", "%T", str(path)], capture_output=True, text=True)
+    except OSError:
+        return "unknown"
+    return out.stdout.strip() or "unknown"
+
+
+# -- wrk ---------------------------------------------------------------------------------
+
+
+def find_wrk() -> str:
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        raise BenchError(
+            "wrk is not installed. Install it and run again:\n"
+            "    sudo apt-get install -y wrk      (Debian/Ubuntu)\n"
+            "    brew install wrk                 (macOS; no taskset there, though)\n"
+            "or build it from https://github.com/wg/wrk"
+        )
+    if shutil.which("taskset") is None:
+        raise BenchError("taskset is not installed (Debian/Ubuntu: apt-get install util-linux)")
+    return wrk
+
+
+@dataclass
+class WrkRun:
+    result: dict[str, Any]  # what ingest.lua's done() printed
+    cpu_s: float  # wrk's user + system time
+
+
+def run_wrk(
+    wrk: str,
+    server: Server,
+    mode: str,
+    *,
+    cpu: int,
+    connections: int,
+    threads: int,
+    duration: int,
+    batch_size: int,
+    nonce: str,
+    timeout_s: int,
+) -> WrkRun:
+    auth = base64.b64encode(f"{server.write_key}:".encode()).decode()
+    command = [
+        "taskset",
+        "-c",
+        str(cpu),
+        wrk,
+        "-t",
+        str(threads),
+        "-c",
+        str(connections),
+        "-d",
+        f"{duration}s",
+        "--timeout",
+        f"{timeout_s}s",
+        "-H",
+        f"Authorization: Basic {auth}",
+        "-s",
+        str(LUA_SCRIPT),
+        server.url + PATHS[mode],
+        "--",
+        mode,
+        str(batch_size),
+        nonce,
+    ]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    out = subprocess.run(command, capture_output=True, text=True)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu_s = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    for line in out.stdout.splitlines():
+        if line.startswith("BENCH_RESULT "):
+            return WrkRun(json.loads(line.removeprefix("BENCH_RESULT ")), cpu_s)
+    raise BenchError(f"wrk failed (exit {out.returncode}):\n{out.stdout}\n{out.stderr}")
+
+
+# -- profiling --------------------------------------------------------------------------
+
+
+def start_profiler(pid: int, cpu: int, duration: int, out: Path) -> subprocess.Popen[bytes]:
+    """py-spy, on the load CPU, sampling the server's Python stacks into a raw file."""
+    py_spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    if not Path(py_spy).exists():
+        raise BenchError("--profile needs py-spy: .venv/bin/pip install py-spy")
+    command = ["taskset", "-c", str(cpu), py_spy, "record", "--pid", str(pid)]
+    command += ["--duration", str(duration), "--rate", "100", "--nonblocking"]
+    command += ["--threads", "--format", "raw", "--output", str(out)]
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def summarize_profile(path: Path, top: int = 25) -> str:
+    """The functions with the most samples in a py-spy raw file: self and inclusive."""
+    own: dict[str, int] = {}
+    incl: dict[str, int] = {}
+    threads: dict[str, int] = {}
+    total = 0
+    for line in path.read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack:
+            continue
+        count = int(count_text)
+        frames = stack.split(";")
+        thread, frames = frames[0], frames[1:]
+        names = [re.sub(r":\d+\)$", ")", f) for f in frames]  # per function, not per line
+        total += count
+        threads[thread] = threads.get(thread, 0) + count
+        if names:
+            own[names[-1]] = own.get(names[-1], 0) + count
+        for name in set(names):
+            incl[name] = incl.get(name, 0) + count
+    if not total:
+        return "no samples"
+    lines = [f"{total} samples (100/s, CPU only, all threads)", "by thread:"]
+    lines += [f"  {n / total:6.1%}  {t}" for t, n in sorted(threads.items(), key=lambda x: -x[1])]
+    lines.append("self time:")
+    lines += [f"  {n / total:6.1%}  {f}" for f, n in sorted(own.items(), key=lambda x: -x[1])[:top]]
+    lines.append("inclusive time:")
+    lines += [
+        f"  {n / total:6.1%}  {f}" for f, n in sorted(incl.items(), key=lambda x: -x[1])[:top]
+    ]
+    return "\n".join(lines)
+
+
+# -- one mode ----------------------------------------------------------------------------
+
+
+@dataclass
+class ModeResult:
+    mode: str
+    connections: int
+    duration_s: float
+    requests_ok: int
+    events_ok: int
+    non_200: dict[str, int]
+    socket_errors: dict[str, int]
+    latency_ms: dict[str, float]
+    server_cpu_s: dict[str, float]
+    core: dict[str, float]
+    wrk_cpu_s: float
+    peak_rss_mb: float
+    max_sampled_rss_mb: float
+    rss_start_end_mb: tuple[float, float]
+    stored: int
+    verification: list[str] = field(default_factory=list)
+    verified: bool = True
+
+    @property
+    def events_per_s(self) -> float:
+        return self.events_ok / self.duration_s
+
+    @property
+    def requests_per_s(self) -> float:
+        return self.requests_ok / self.duration_s
+
+
+def count_log(data_dir: Path) -> dict[str, int]:
+    """Counts read from the log file itself (the server must be stopped)."""
+    conn = sqlite3.connect(f"file:{data_dir / 'log.db'}?mode=ro", uri=True)
+    try:
+        return {
+            "events": conn.execute("SELECT coalesce(sum(count), 0) FROM chunks").fetchone()[0],
+            "chunks": conn.execute("SELECT count(*) FROM chunks").fetchone()[0],
+            "failures": conn.execute("SELECT count(*) FROM failures").fetchone()[0],
+            "duplicates": conn.execute("SELECT count(*) FROM duplicates").fetchone()[0],
+        }
+    finally:
+        conn.close()
+
+
+def run_mode(mode: str, args: argparse.Namespace, wrk: str) -> ModeResult:
+    batch_size = args.batch_size if mode == "batch" else 1
+    connections = args.connections
+    parent = Path(args.data_dir) if args.data_dir else Path(tempfile.gettempdir())
+    kind = fs_type(parent)
+    if kind in ("tmpfs", "ramfs"):
+        print(f"  warning: {parent} is {kind}; fsync costs nothing there, so durable mode is")
+        print("  not measured. Use --data-dir on a real disk.")
+    tmp = Path(tempfile.mkdtemp(prefix=f"trackway-bench-{mode}-", dir=parent))
+    data_dir = tmp / "data"
+    server = None
+    try:
+        server = Server(data_dir, args.server_cpu, args.synchronous)
+        affinity = sorted(os.sched_getaffinity(server.pid))
+        print(f"  server pid {server.pid} on CPU {affinity}, {server.url}, data in {data_dir}")
+        common = dict(
+            cpu=args.load_cpu,
+            connections=connections,
+            threads=args.threads,
+            batch_size=batch_size,
+            timeout_s=args.timeout,
+        )
+        if args.warmup > 0:
+            run_wrk(wrk, server, mode, duration=args.warmup, nonce=secrets.token_hex(4), **common)
+        before = server.settle()
+        cpu_before = thread_cpu_s(server.pid)
+        ticks_before = cpu_ticks(args.server_cpu)
+        sampler = RssSampler(server.pid)
+        sampler.start()
+        profiler = profile_out = None
+        if args.profile:
+            profile_out = Path(f"{args.profile}-{mode}.txt").resolve()
+            profiler = start_profiler(server.pid, args.load_cpu, args.duration, profile_out)
+        print(
+            f"  wrk: {connections} connections, {args.threads} thread(s), {args.duration} s",
+            flush=True,
+        )
+        run = run_wrk(
+            wrk, server, mode, duration=args.duration, nonce=secrets.token_hex(4), **common
+        )
+        sampler.stop()
+        cpu_after = thread_cpu_s(server.pid)
+        ticks_after = cpu_ticks(args.server_cpu)
+        if profiler is not None and profile_out is not None:
+            profiler.wait(60)
+            print(f"  profile (py-spy raw, collapsed stacks): {profile_out}")
+            print("    " + summarize_profile(profile_out).replace("\n", "\n    "))
+        peak_kb = proc_status_kb(server.pid, "VmHWM")
+        after = server.settle()
+        code = server.stop()
+        if code not in (0, -signal.SIGTERM):
+            raise BenchError(f"the server exited with {code}:\n" + "\n".join(server.lines[-20:]))
+        counts = count_log(data_dir)
+    finally:
+        if server is not None and server.proc.poll() is None:
+            server.proc.kill()
+        if not args.keep_data:
+            shutil.rmtree(tmp, ignore_errors=True)
+        elif server is not None:
+            print(f"  kept {data_dir}")
+
+    res = run.result
+    statuses = {str(k): int(v) for k, v in res["statuses"].items()}
+    ok = statuses.pop("200", 0)
+    latency = res["latency_us"]
+    main_tid = server.pid
+    loop_s = cpu_after.get(main_tid, 0) - cpu_before.get(main_tid, 0)
+    total_s = sum(cpu_after.values()) - sum(v for t, v in cpu_before.items() if t in cpu_after)
+    result = ModeResult(
+        mode=mode,
+        connections=connections,
+        duration_s=res["duration_us"] / 1e6,
+        requests_ok=ok,
+        events_ok=ok * batch_size,
+        non_200=statuses,
+        socket_errors={k: v for k, v in res["errors"].items() if k != "status" and v},
+        latency_ms={
+            "mean": latency["mean"] / 1000,
+            **{f"p{p}": v / 1000 for p, v in latency["percentiles"].items()},
+            "max": latency["max"] / 1000,
+        },
+        server_cpu_s={"total": total_s, "event_loop": loop_s, "other_threads": total_s - loop_s},
+        core={
+            k: (ticks_after[k] - ticks_before[k]) / _CLK_TCK
+            for k in ("busy", "iowait", "steal", "total")
+        },
+        wrk_cpu_s=run.cpu_s,
+        peak_rss_mb=peak_kb / 1024,
+        max_sampled_rss_mb=max(sampler.samples, default=0) / 1024,
+        rss_start_end_mb=(
+            (sampler.samples[0] / 1024, sampler.samples[-1] / 1024) if sampler.samples else (0, 0)
+        ),
+        stored=counts["events"] - accepted(before),
+    )
+    verify(result, counts, before, after, batch_size)
+    return result
+
+
+def verify(
+    r: ModeResult,
+    counts: dict[str, int],
+    before: dict[str, float],
+    after: dict[str, float],
+    batch_size: int,
+) -> None:
+    """Check the log against what was acknowledged; notes go to `r.verification`."""
+    notes = r.verification
+    stored, acked = r.stored, r.events_ok
+    # wrk stops with one request in flight on each connection; the server still commits
+    # those, so up to `connections` requests more than were acknowledged are stored.
+    extra = stored - acked
+    if counts["events"] != accepted(after):
+        r.verified = False
+        notes.append(
+            f"FAIL: the log holds {counts['events']} events but the server counted "
+            f"{accepted(after)} accepted"
+        )
+    if extra < 0:
+        r.verified = False
+        notes.append(f"FAIL: {-extra} acknowledged events are missing from the log")
+    elif extra > r.connections * batch_size or extra % batch_size:
+        r.verified = False
+        notes.append(
+            f"FAIL: the log holds {extra} events more than were acknowledged, which the"
+            f" {r.connections} requests in flight when wrk stopped cannot explain"
+        )
+    else:
+        notes.append(
+            f"OK: all {acked:,} acknowledged events are in the log"
+            + (
+                f" (+{extra:,} from the {extra // batch_size} requests in flight when wrk stopped)"
+                if extra
+                else ""
+            )
+        )
+    if counts["duplicates"] or deduplicated(after):
+        r.verified = False
+        notes.append(
+            f"FAIL: {counts['duplicates']} events were deduplicated (messageIds not unique?)"
+        )
+    if counts["failures"]:
+        r.verified = False
+        notes.append(f"FAIL: {counts['failures']} failures (rejected events) in the log")
+    if r.non_200 or r.socket_errors:
+        notes.append(f"note: non-200 responses {r.non_200}, socket errors {r.socket_errors}")
+    notes.append(
+        f"log: {counts['events']:,} events in {counts['chunks']:,} chunks "
+        f"(warm-up included: {accepted(before):,} events)"
+    )
+
+
+# -- reporting ---------------------------------------------------------------------------
+
+
+def report(r: ModeResult) -> list[tuple[str, bool]]:
+    cpu = r.server_cpu_s
+    lat = r.latency_ms
+    print(f"  duration            {r.duration_s:.1f} s")
+    print(f"  requests/s (200)    {r.requests_per_s:,.0f}   ({r.requests_ok:,} requests)")
+    print(f"  events/s (200)      {r.events_per_s:,.0f}   ({r.events_ok:,} events)")
+    print(f"  non-200 responses   {sum(r.non_200.values())} {r.non_200 or ''}")
+    print(f"  socket errors       {sum(r.socket_errors.values())} {r.socket_errors or ''}")
+    print(
+        "  latency ms          "
+        + "  ".join(f"{k} {v:.1f}" for k, v in lat.items() if k in ("p50", "p90", "p99", "max"))
+    )
+    print(
+        f"  server CPU          {cpu['total'] / r.duration_s:.0%} of one core"
+        f" (event loop {cpu['event_loop'] / r.duration_s:.0%},"
+        f" other threads {cpu['other_threads'] / r.duration_s:.0%})"
+    )
+    other = max(0.0, r.core["busy"] - cpu["total"])
+    print(
+        f"  server's core       busy {r.core['busy'] / r.core['total']:.0%}, of which"
+        f" {other / r.core['total']:.0%} not the server (other processes, interrupts: noise);"
+        f" iowait {r.core['iowait'] / r.core['total']:.0%},"
+        f" steal {r.core['steal'] / r.core['total']:.0%}"
+    )
+    print(f"  wrk CPU             {r.wrk_cpu_s / r.duration_s:.0%} of one core")
+    print(
+        f"  server peak RSS     {r.peak_rss_mb:.0f} MB (VmHWM; max sampled VmRSS"
+        f" {r.max_sampled_rss_mb:.0f} MB; VmRSS {r.rss_start_end_mb[0]:.0f} MB at the start"
+        f" of the measured run, {r.rss_start_end_mb[1]:.0f} MB at its end)"
+    )
+    for note in r.verification:
+        print(f"  {note}")
+    checks = [
+        (f"{r.mode}: peak RSS <= {TARGET_PEAK_RSS_MB} MB", r.peak_rss_mb <= TARGET_PEAK_RSS_MB)
+    ]
+    if r.mode == "batch":
+        checks.insert(
+            0,
+            (
+                f"batch: >= {TARGET_BATCH_EVENTS_S:,} events/s",
+                r.events_per_s >= TARGET_BATCH_EVENTS_S,
+            ),
+        )
+    else:
+        checks.insert(
+            0,
+            (
+                f"single: >= {TARGET_SINGLE_REQUESTS_S:,} requests/s",
+                r.requests_per_s >= TARGET_SINGLE_REQUESTS_S,
+            ),
+        )
+    checks.append((f"{r.mode}: stored == acknowledged", r.verified))
+    return checks
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        description="Trackway ingestion benchmark (server on one CPU, wrk on another).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--duration", type=int, default=60, help="seconds of measured load per mode")
+    p.add_argument("--mode", choices=["batch", "single", "both"], default="both")
+    p.add_argument(
+        "--connections",
+        type=int,
+        default=64,
+        help="concurrent wrk connections (keep-alive; one request in flight on each)",
+    )
+    p.add_argument("--threads", type=int, default=1, help="wrk threads (all on --load-cpu)")
+    p.add_argument("--batch-size", type=int, default=100, help="events per batch request")
+    p.add_argument("--warmup", type=int, default=3, help="seconds of unmeasured load first")
+    p.add_argument(
+        "--synchronous",
+        choices=["full", "normal"],
+        default="full",
+        help="the server's durability mode",
+    )
+    p.add_argument("--server-cpu", type=int, default=0, help="CPU the server is pinned to")
+    p.add_argument("--load-cpu", type=int, default=1, help="CPU wrk is pinned to")
+    p.add_argument("--timeout", type=int, default=10, help="wrk's request timeout, seconds")
+    p.add_argument(
+        "--data-dir",
+        default=None,
+        help="where to create the temporary data directory (default: the system temp dir;"
+        " it must be on the disk you want to measure, not tmpfs)",
+    )
+    p.add_argument(
+        "--profile",
+        metavar="PREFIX",
+        help="record the server with py-spy during the measured run into PREFIX-MODE.txt"
+        " (collapsed stacks) and print the top functions; sampling costs the server a little",
+    )
+    p.add_argument("--keep-data", action="store_true", help="keep the data directories")
+    p.add_argument("--json", metavar="PATH", help="also write the results as JSON here")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        wrk = find_wrk()
+        cpus = os.sched_getaffinity(0)
+        for cpu in (args.server_cpu, args.load_cpu):
+            if cpu not in cpus:
+                raise BenchError(f"CPU {cpu} is not available (this process may use {cpus})")
+        if args.server_cpu == args.load_cpu:
+            print("warning: the server and wrk share a CPU; the numbers will be lower")
+        # Keep this script's own sampling off the server's CPU.
+        os.sched_setaffinity(0, {args.load_cpu})
+        modes = ["batch", "single"] if args.mode == "both" else [args.mode]
+        version = code_version()
+        print(
+            f"Trackway ingestion benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC,"
+            f" trackway {version}, synchronous={args.synchronous}"
+        )
+        results: list[ModeResult] = []
+        checks: list[tuple[str, bool]] = []
+        for mode in modes:
+            print(f"\n== {mode} ==")
+            result = run_mode(mode, args, wrk)
+            results.append(result)
+            checks += report(result)
+    except BenchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print("\n== targets ==")
+    for name, passed in checks:
+        failed = "FAIL" if name.endswith("stored == acknowledged") else "MISS"
+        print(f"  {'PASS' if passed else failed}  {name}")
+    if args.json:
+        payload = {
+            "date": datetime.now(UTC).isoformat(timespec="seconds"),
+            "trackway": version,
+            "args": vars(args),
+            "results": [
+                {**r.__dict__, "events_per_s": r.events_per_s, "requests_per_s": r.requests_per_s}
+                for r in results
+            ],
+            "checks": dict(checks),
+        }
+        Path(args.json).write_text(json.dumps(payload, indent=2) + "\n")
+    return 0 if all(passed for _, passed in checks) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,143 @@
+"""Scheduled syncs: which are due, and the worker thread the server runs them on.
+
+A sync with `schedule.interval` is due when that long has passed since its last run
+started (at once if it never ran). A sync with `schedule.cron` is due when the
+expression fired after its last run started (or, if it never ran, after the worker
+started). A worker that was down runs each overdue sync once, not once per missed
+firing. Every run, failed ones included, is kept in the run history.
+"""
+
+import logging
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+
+from trackway.reverse_etl import config
+from trackway.reverse_etl.cron import parse_cron
+from trackway.reverse_etl.errors import ReverseEtlError
+from trackway.reverse_etl.runner import Runner
+from trackway.reverse_etl.state import Run, SyncStore
+from trackway.reverse_etl.state.sqlite import SQLiteSyncStore
+from trackway.settings import parse_duration
+from trackway.storage.base import StateStore
+
+POLL_S = 1.0
+"""How often the worker looks for due syncs (and notices syncs added by `apply`)."""
+
+_log = logging.getLogger(__name__)
+
+
+def next_run(sync: config.SyncSpec, last: Run | None, since: float) -> str | None:
+    """When the sync is next due (UTC ISO 8601), or None when it has no schedule.
+
+    `since` (a Unix time) stands for the last run's start when there is none.
+    """
+    due = _due_at(sync, last, since)
+    if due is None:
+        return None
+    return datetime.fromtimestamp(due, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _due_at(sync: config.SyncSpec, last: Run | None, since: float) -> float | None:
+    schedule = sync.schedule
+    if schedule is None:
+        return None
+    started = _unix(last.started_at) if last is not None else None
+    if schedule.interval is not None:
+        return since if started is None else started + parse_duration(schedule.interval)
+    assert schedule.cron is not None
+    after = datetime.fromtimestamp(started if started is not None else since, UTC)
+    return parse_cron(schedule.cron).next_after(after).timestamp()
+
+
+class Scheduler:
+    """Decides which scheduled syncs are due, from their declarations and run history."""
+
+    def __init__(self, store: StateStore, syncs: SyncStore, started: float) -> None:
+        self.store = store
+        self.syncs = syncs
+        self.started = started
+
+    def due(self, now: float) -> list[str]:
+        """Names of the syncs due at `now` (a Unix time), in name order."""
+        last = self.syncs.last_runs()
+        due = []
+        for name, sync in sorted(config.syncs(self.store).items()):
+            try:
+                at = _due_at(sync, last.get(name), self.started)
+            except ValueError:
+                continue  # apply refuses bad schedules; a hand-edited one is skipped
+            if at is not None and at <= now:
+                due.append(name)
+        return due
+
+
+class SchedulerThread(threading.Thread):
+    """The worker that runs due syncs, one at a time, until `stop()`.
+
+    `own_data_plane` is the server's own origin (for syncs to Trackway's own ingest).
+    A sync already running elsewhere (`trackway syncs run`) is skipped this time.
+    """
+
+    def __init__(
+        self,
+        data_dir: Path,
+        store: StateStore,
+        own_data_plane: str,
+        poll_s: float = POLL_S,
+    ) -> None:
+        super().__init__(name="trackway-syncs", daemon=True)
+        self.data_dir = data_dir
+        self.store = store
+        self.own_data_plane = own_data_plane
+        self.poll_s = poll_s
+        self._stopping = threading.Event()
+
+    def stop(self, timeout: float | None = 30.0) -> None:
+        """Ask the worker to stop (a run in progress ends after its current batch); wait."""
+        self._stopping.set()
+        if self.is_alive():
+            self.join(timeout)
+
+    def run(self) -> None:
+        syncs = SQLiteSyncStore.in_data_dir(self.data_dir)
+        try:
+            with httpx.Client() as client:
+                runner = Runner(
+                    self.data_dir,
+                    self.store,
+                    syncs,
+                    self.own_data_plane,
+                    client,
+                    stop=self._stopping,
+                )
+                scheduler = Scheduler(self.store, syncs, time.time())
+                while not self._stopping.is_set():
+                    for name in scheduler.due(time.time()):
+                        if self._stopping.is_set():
+                            break
+                        self._run_one(runner, name)
+                    self._stopping.wait(self.poll_s)
+        finally:
+            syncs.close()
+
+    def _run_one(self, runner: Runner, name: str) -> None:
+        try:
+            run = runner.run(name, trigger="schedule")
+        except ReverseEtlError as exc:
+            # Busy (a manual run holds the sync) or gone since `due`; the next poll retries.
+            _log.info("scheduled run of sync %r skipped: %s", name, exc)
+            return
+        except Exception:
+            # Already recorded as a failed run; the worker must outlive any one sync.
+            _log.exception("scheduled run of sync %r failed", name)
+            return
+        if run.status not in ("succeeded", "partial"):
+            _log.warning("scheduled run %d of sync %r %s: %s", run.id, name, run.status, run.error)
+
+
+def _unix(stamp: str) -> float:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()

@@ -1,0 +1,1 @@
+"""The warehouse: a log consumer that loads events into SQL tables in Segment's schema."""

@@ -1,0 +1,297 @@
+"""The warehouse loader: a consumer of the event log that fills one warehouse.
+
+Its cursor lives in the warehouse (`_trackway_loads`) and moves in the same transaction
+as the rows, so a crash between the two cannot happen; rows are upserted by `id`, so
+loading an event twice (a reload) leaves one row. Together: exactly once in the tables.
+"""
+
+import contextlib
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from trackway.storage.base import EventLog, StateStore
+from trackway.storage.records import LogEvent
+from trackway.warehouse.base import Session, Warehouse
+from trackway.warehouse.config import WarehouseSpec, warehouses
+from trackway.warehouse.engines import open_warehouse, sources
+from trackway.warehouse.naming import source_schemas
+from trackway.warehouse.plan import LoadPlan, Planner
+
+logger = logging.getLogger("trackway.warehouse")
+
+SourceList = Callable[[], list[tuple[int, str]]]
+"""Returns (source id, source name) of every source."""
+
+_POLL_S = 0.25
+_REFRESH_S = 1.0
+_BACKOFF_FIRST_S = 1.0
+_BACKOFF_MAX_S = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class LoadResult:
+    """What one micro-batch loaded."""
+
+    first_position: int
+    position: int
+    events: int
+    rows: int
+    rejected: int
+    oldest_received_ms: int
+    committed_ms: int
+
+
+class WarehouseLoader:
+    """Loads accepted events from the log into one warehouse, one micro-batch at a time."""
+
+    def __init__(
+        self, spec: WarehouseSpec, warehouse: Warehouse, log: EventLog, sources: SourceList
+    ) -> None:
+        self.spec = spec
+        self.warehouse = warehouse
+        self.log = log
+        self.sources = sources
+        self.position: int | None = None
+        """The cursor as of the last load or look (None until the warehouse was opened)."""
+        self._schemas: dict[int, str] = {}
+
+    def run_once(self) -> LoadResult | None:
+        """Load the next micro-batch after the warehouse's cursor; None when none waits."""
+        with self.warehouse.session() as session:
+            self.position = session.position()
+            events = self.log.read(self.position, self.spec.batch_size)
+            if not events:
+                return None
+            planner = Planner(session.catalog(), self.spec.max_columns)
+            result = self._load(session, self._plan(planner, events))
+        self.position = result.position
+        return result
+
+    def catch_up(
+        self,
+        after: int | None = None,
+        end: int | None = None,
+        on_batch: Callable[[LoadResult], None] | None = None,
+        cancel: threading.Event | None = None,
+    ) -> int:
+        """Load every micro-batch after `after` (default: the warehouse's cursor) up to
+        position `end` (default: the end of the log now), in one session; returns the
+        number of events loaded.
+
+        While the warehouse writes one micro-batch, a second thread reads and plans the
+        next one (the engines release the GIL while they work). Loading events again
+        replaces their rows (by `id`), and the cursor never moves back, so this also
+        serves reloads, while a server loads the same warehouse too. Setting `cancel`
+        stops it after the micro-batches already planned.
+        """
+        end = self.log.last_seqs()["accepted"] if end is None else end
+        loaded = 0
+        with self.warehouse.session() as session:
+            after = session.position() if after is None else after
+            planner = Planner(session.catalog(), self.spec.max_columns)
+            plans: queue.Queue[LoadPlan | BaseException | None] = queue.Queue(maxsize=1)
+            stop = threading.Event()
+
+            def produce() -> None:
+                position = after
+                try:
+                    while position < end and not stop.is_set():
+                        if cancel is not None and cancel.is_set():
+                            break
+                        events = self.log.read(position, min(self.spec.batch_size, end - position))
+                        if not events:
+                            break
+                        plan = self._plan(planner, events)
+                        plans.put(plan)
+                        position = plan.position
+                    plans.put(None)
+                except BaseException as exc:  # handed to the loading thread
+                    plans.put(exc)
+
+            producer = threading.Thread(target=produce, name="trackway-warehouse-planner")
+            producer.start()
+            try:
+                while (item := plans.get()) is not None:
+                    if isinstance(item, BaseException):
+                        raise item
+                    result = self._load(session, item)
+                    self.position = max(self.position or 0, result.position)
+                    loaded += result.events
+                    if on_batch is not None:
+                        on_batch(result)
+            finally:
+                stop.set()
+                while producer.is_alive():  # unblock a producer waiting to hand a plan over
+                    with contextlib.suppress(queue.Empty):
+                        plans.get(timeout=0.05)
+                producer.join()
+        return loaded
+
+    def position_at(self, since_ms: int) -> int:
+        """The position just before the first event received at or after `since_ms`.
+
+        Arrival times grow along the log, so a binary search over positions finds it.
+        """
+        low, high = 0, self.log.last_seqs()["accepted"]
+        while low < high:
+            middle = (low + high) // 2
+            events = self.log.read(middle, 1)
+            if not events or events[0].received_at_ms >= since_ms:
+                high = middle
+            else:
+                low = events[0].position
+        return low
+
+    def _plan(self, planner: Planner, events: list[LogEvent]) -> LoadPlan:
+        if any(e.source_id not in self._schemas for e in events):
+            self._schemas = source_schemas(self.sources())
+            for e in events:  # a source unknown even now: keep its events all the same
+                self._schemas.setdefault(e.source_id, f"source_{e.source_id}")
+        loaded_at = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+        return planner.plan(events, self._schemas, loaded_at)
+
+    @staticmethod
+    def _load(session: Session, plan: LoadPlan) -> LoadResult:
+        session.load(plan)
+        return LoadResult(
+            plan.first_position,
+            plan.position,
+            plan.events,
+            plan.rows,
+            len(plan.rejected),
+            plan.oldest_received_ms,
+            int(time.time() * 1000),
+        )
+
+
+class LoaderThread:
+    """Runs a `WarehouseLoader` in the background until `stop()`.
+
+    A micro-batch is loaded when `batch_size` events wait, or when some wait and
+    `interval_s` has passed since the last load. When the warehouse fails (down,
+    unreachable, locked) it retries with exponential backoff; ingestion never waits.
+    """
+
+    def __init__(
+        self,
+        loader: WarehouseLoader,
+        poll_s: float = _POLL_S,
+        backoff_max_s: float = _BACKOFF_MAX_S,
+        on_load: Callable[[LoadResult], None] | None = None,
+    ) -> None:
+        self.loader = loader
+        self.poll_s = poll_s
+        self.backoff_max_s = backoff_max_s
+        self.on_load = on_load
+        self.failures = 0
+        self.last_error: str | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, name=f"trackway-warehouse-{loader.spec.name}", daemon=True
+        )
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 60.0) -> None:
+        """Finish the micro-batch in progress (if any) and stop."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        spec = self.loader.spec
+        last_load = 0.0
+        while not self._stop.is_set():
+            try:
+                head = self.loader.log.last_seqs()["accepted"]
+                known = self.loader.position
+                waiting = head - known if known is not None else head
+                due = waiting >= spec.batch_size or (
+                    waiting > 0 and time.monotonic() - last_load >= spec.interval_s
+                )
+                if not due:
+                    self._stop.wait(self.poll_s)
+                    continue
+                if waiting >= 2 * spec.batch_size:
+                    self.loader.catch_up(end=head, on_batch=self.on_load, cancel=self._stop)
+                else:
+                    result = self.loader.run_once()
+                    if result is not None and self.on_load is not None:
+                        self.on_load(result)
+            except Exception as exc:
+                self.failures += 1
+                self.last_error = str(exc)
+                delay = min(_BACKOFF_FIRST_S * 2 ** (self.failures - 1), self.backoff_max_s)
+                logger.warning(
+                    "warehouse %s: load failed (%s); retrying in %.0f s", spec.name, exc, delay
+                )
+                self._stop.wait(delay)
+                continue
+            self.failures = 0
+            self.last_error = None
+            last_load = time.monotonic()
+
+
+class Loaders:
+    """The loader threads of every enabled warehouse of a data directory: a worker of
+    `trackway serve` (`start()`, `stop()`).
+
+    About once a second it re-reads the warehouse specs, starts loaders for warehouses
+    that appeared or changed and stops those removed or disabled.
+    """
+
+    def __init__(self, data_dir: Path, log: EventLog, store: StateStore) -> None:
+        self.data_dir = data_dir
+        self.log = log
+        self.store = store
+        self.running: dict[str, tuple[WarehouseSpec, LoaderThread]] = {}
+        self._stopped = threading.Event()
+        self._watcher: threading.Thread | None = None
+
+    def start(self) -> None:
+        self.refresh()
+        self._watcher = threading.Thread(target=self._watch, name="trackway-warehouses")
+        self._watcher.start()
+
+    def refresh(self) -> None:
+        """Make the running loaders match the enabled warehouses."""
+        wanted = {s.name: s for s in warehouses(self.store) if s.enabled}
+        for name, (spec, thread) in list(self.running.items()):
+            if wanted.get(name) != spec:
+                thread.stop()
+                thread.loader.warehouse.close()
+                del self.running[name]
+        for name, spec in wanted.items():
+            if name not in self.running:
+                warehouse = open_warehouse(spec, self.data_dir)
+                loader = WarehouseLoader(spec, warehouse, self.log, self._sources)
+                thread = LoaderThread(loader)
+                thread.start()
+                self.running[name] = (spec, thread)
+
+    def stop(self) -> None:
+        """Stop every loader (each finishes the micro-batches it has planned)."""
+        self._stopped.set()
+        if self._watcher is not None:
+            self._watcher.join()
+        for _spec, thread in self.running.values():
+            thread.stop()
+            thread.loader.warehouse.close()
+        self.running.clear()
+
+    def _watch(self) -> None:
+        while not self._stopped.wait(_REFRESH_S):
+            try:
+                self.refresh()
+            except Exception:
+                logger.exception("warehouse specs could not be read")
+
+    def _sources(self) -> list[tuple[int, str]]:
+        return sources(self.store)

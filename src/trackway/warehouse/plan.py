@@ -1,0 +1,248 @@
+"""Turning a micro-batch of log events into what one warehouse transaction writes.
+
+The planner sees the warehouse's tables as they are (the catalog) and decides, per
+table, the rows to upsert, the tables and columns to create, the columns to widen,
+and the values to reject. Engines only execute the plan.
+"""
+
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+from trackway import codec
+from trackway.storage.records import LogEvent
+from trackway.warehouse import naming
+from trackway.warehouse.schema import (
+    COMMON_FIELDS,
+    EXTRA,
+    MISFIT,
+    PAYLOAD,
+    TABLES,
+    USERS,
+    ColumnType,
+    fit,
+    fixed_columns,
+    flatten,
+    kind,
+    widens,
+)
+
+Catalog = dict[tuple[str, str], dict[str, ColumnType]]
+"""The warehouse's tables: (schema, table) → columns and their types, in order."""
+
+# Why a value is in `_rejected_values`.
+TYPE_MISMATCH = "type_mismatch"
+COLUMN_LIMIT = "column_limit"
+RESERVED_COLUMN = "reserved_column"
+DUPLICATE_COLUMN = "duplicate_column"
+
+# Column types whose values are stored as they come, by the Python type they take.
+_SAME: dict[ColumnType | None, type] = {"varchar": str, "float": float, "boolean": bool}
+_CONTEXT = "context_"
+
+
+class RejectedValue(NamedTuple):
+    """A value kept aside because it could not go into its column."""
+
+    schema: str
+    table: str
+    column: str
+    id: str
+    raw_value: str
+    reason: str
+    received_at: str
+
+
+@dataclass(slots=True)
+class TableLoad:
+    """What one load does to one table: create or evolve it, then upsert its rows."""
+
+    schema: str
+    name: str
+    fixed: dict[str, ColumnType]
+    columns: dict[str, ColumnType]
+    """Every column after the load, in table order."""
+    created: bool
+    merge: bool = False
+    """`users`: a new row's missing values keep the stored ones (traits merge)."""
+    event_table: bool = False
+    """A track event's own table: its ids are a subset of `tracks`' ids."""
+    added: list[str] = field(default_factory=list)
+    widened: list[str] = field(default_factory=list)
+    rows: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Rows by `id`: a second event with the same id in one batch replaces (or, for
+    `users`, merges into) the first."""
+
+    def column_values(self) -> tuple[list[str], list[list[Any]]]:
+        """The columns the rows have values for, and one list of values per column."""
+        present: set[str] = set()
+        for row in self.rows.values():
+            present.update(row)
+        names = [c for c in self.columns if c in present]
+        rows = self.rows.values()
+        values = []
+        for name in names:
+            column = [row.get(name) for row in rows]
+            if self.columns[name] == "float":  # integers of a column widened in this batch
+                column = [None if v is None else float(v) for v in column]
+            values.append(column)
+        return names, values
+
+
+@dataclass(slots=True)
+class LoadPlan:
+    """One micro-batch: every table change, row and rejected value, and the new cursor."""
+
+    first_position: int
+    position: int
+    events: int
+    oldest_received_ms: int
+    loaded_at: str
+    tables: list[TableLoad]
+    rejected: list[RejectedValue]
+
+    @property
+    def rows(self) -> int:
+        return sum(len(t.rows) for t in self.tables)
+
+
+class Planner:
+    """Plans loads against a catalog, which it updates as tables and columns appear."""
+
+    def __init__(self, catalog: Catalog, max_columns: int) -> None:
+        self.catalog = catalog
+        self.max_columns = max_columns
+        self._event_tables: dict[str, str] = {}
+
+    def plan(self, events: list[LogEvent], schemas: dict[int, str], loaded_at: str) -> LoadPlan:
+        """The plan for `events` (in log order, not empty) of sources named by `schemas`."""
+        self._tables: dict[tuple[str, str], TableLoad] = {}
+        self._rejected: dict[tuple[str, str, str, str], RejectedValue] = {}
+        for event in events:
+            self._event(event.body, schemas[event.source_id], loaded_at)
+        for table in self._tables.values():
+            # The catalog's entry goes on changing with the next plan, maybe before
+            # this one is loaded: the plan keeps the columns as they are now.
+            table.columns = dict(table.columns)
+        return LoadPlan(
+            first_position=events[0].position,
+            position=events[-1].position,
+            events=len(events),
+            oldest_received_ms=min(e.received_at_ms for e in events),
+            loaded_at=loaded_at,
+            tables=list(self._tables.values()),
+            rejected=list(self._rejected.values()),
+        )
+
+    def _event(self, body: dict[str, Any], schema: str, loaded_at: str) -> None:
+        call = body["type"]
+        base = {column: body[key] for key, column in COMMON_FIELDS if key in body}
+        base["uuid_ts"] = loaded_at
+        for column, key, _type in EXTRA[call]:
+            if key in body:
+                base[column] = body[key]
+        context = flatten(body.get("context") or {}, "context")
+        payload_key = PAYLOAD.get(call)
+        payload = flatten(body.get(payload_key) or {}) if payload_key else []
+        if call == "track":
+            table = self._event_tables.get(base["event"])
+            if table is None:
+                table = self._event_tables[base["event"]] = naming.event_table(base["event"])
+            base["event"] = table
+            self._row(schema, "tracks", call, base, context, [])
+            self._row(schema, table, call, base, context, payload)
+            return
+        self._row(schema, TABLES[call], call, base, context, payload)
+        if call == "identify" and "user_id" in base:
+            user = {"id": base["user_id"], "received_at": base["received_at"], "uuid_ts": loaded_at}
+            self._row(schema, "users", "users", user, [], payload)
+
+    def _table(self, schema: str, name: str, call: str) -> TableLoad:
+        load = self._tables.get((schema, name))
+        if load is None:
+            fixed = dict(USERS) if call == "users" else fixed_columns(call)
+            columns = self.catalog.get((schema, name))
+            created = columns is None
+            if columns is None:
+                columns = self.catalog[schema, name] = dict(fixed)
+            load = TableLoad(schema, name, fixed, columns, created)
+            load.merge = call == "users"
+            load.event_table = call == "track" and name != "tracks"
+            self._tables[schema, name] = load
+        return load
+
+    def _row(
+        self,
+        schema: str,
+        name: str,
+        call: str,
+        base: dict[str, Any],
+        context: list[tuple[str, Any]],
+        payload: list[tuple[str, Any]],
+    ) -> None:
+        table = self._table(schema, name, call)
+        row = base.copy()
+        received_at = row["received_at"]
+        columns = table.columns
+        # The common case inline: a known column and a value of its type.
+        for column, value in context:
+            if _SAME.get(columns.get(column)) is type(value) and column not in row:
+                row[column] = value
+            else:
+                self._set(table, row, column, value, received_at)
+        # A payload value whose column the loader owns is rejected, not dropped.
+        fixed = table.fixed
+        for column, value in payload:
+            if column in fixed or column.startswith(_CONTEXT):
+                self._reject(table, row, column, value, RESERVED_COLUMN, received_at)
+            elif _SAME.get(columns.get(column)) is type(value) and column not in row:
+                row[column] = value
+            else:
+                self._set(table, row, column, value, received_at)
+        stored = table.rows.get(row["id"])
+        if stored is not None and table.merge:
+            stored.update(row)
+        else:
+            table.rows[row["id"]] = row
+
+    def _set(
+        self, table: TableLoad, row: dict[str, Any], column: str, value: Any, received_at: str
+    ) -> None:
+        if column in row:
+            self._reject(table, row, column, value, DUPLICATE_COLUMN, received_at)
+            return
+        type_ = table.columns.get(column)
+        if type_ is None:
+            if len(table.columns) >= self.max_columns:
+                self._reject(table, row, column, value, COLUMN_LIMIT, received_at)
+                return
+            type_ = table.columns[column] = kind(value)
+            table.added.append(column)
+        elif widens(value, type_):
+            type_ = table.columns[column] = "float"
+            if column not in table.added:
+                table.widened.append(column)
+        stored = fit(value, type_)
+        if stored is MISFIT:
+            self._reject(table, row, column, value, TYPE_MISMATCH, received_at)
+        else:
+            row[column] = stored
+
+    def _reject(
+        self,
+        table: TableLoad,
+        row: dict[str, Any],
+        column: str,
+        value: Any,
+        reason: str,
+        received_at: str,
+    ) -> None:
+        key = (table.schema, table.name, column, row["id"])
+        self._rejected[key] = RejectedValue(
+            table.schema,
+            table.name,
+            column,
+            row["id"],
+            codec.dumps_text(value),
+            reason,
+            received_at,
+        )

@@ -1,0 +1,69 @@
+"""Reverse ETL through the real `trackway` command and server: apply, run, schedule."""
+
+import subprocess
+from pathlib import Path
+
+import duckdb
+
+from tests.support import TRACKWAY, Server, cli, until
+from trackway import codec
+
+
+def test_apply_run_and_schedule_through_the_command(server: Server, tmp_path: Path) -> None:
+    source = tmp_path / "crm.duckdb"
+    conn = duckdb.connect(str(source))
+    conn.execute("CREATE TABLE users AS SELECT 1 AS id, 'wired-1' AS uid, 'pro' AS plan")
+    conn.close()
+    workspace = tmp_path / "workspace.yaml"
+    workspace.write_text(
+        "models:\n"
+        "  - name: users\n"
+        "    connection: {type: duckdb, path: crm.duckdb}\n"
+        "    query: SELECT * FROM users\n"
+        "    primary_key: id\n"
+        "syncs:\n"
+        "  - name: by-hand\n"
+        "    model: users\n"
+        "    type: identify\n"
+        "    user_id: uid\n"
+        "    mapping: {plan: plan}\n"
+        "  - name: scheduled\n"
+        "    model: users\n"
+        "    type: segment\n"
+        "    user_id: uid\n"
+        "    send_initial: true\n"
+        "    schedule: {interval: 1h}\n"
+    )
+    applied = cli("apply", str(workspace), data_dir=server.data_dir)
+    assert "create model 'users'" in applied and "create sync 'scheduled'" in applied
+    assert cli("apply", str(workspace), data_dir=server.data_dir).strip() == "Nothing to change."
+    ran = codec.loads(
+        cli(
+            "syncs",
+            "run",
+            "by-hand",
+            "--json",
+            "--data-plane",
+            server.url,
+            data_dir=server.data_dir,
+        )
+    )
+    assert (ran["status"], ran["sent"]) == ("succeeded", 1)
+
+    def names() -> list[str]:
+        return sorted(e.get("event", e["type"]) for e in server.events())
+
+    # The server's worker runs the scheduled sync by itself.
+    assert until(names, ["Segment Entered", "identify"]) == ["Segment Entered", "identify"]
+    history = codec.loads(cli("syncs", "runs", "scheduled", "--json", data_dir=server.data_dir))
+    assert [(r["trigger"], r["status"]) for r in history] == [("schedule", "succeeded")]
+
+    bad = workspace.read_text().replace("{plan: plan}", "{colour: colour}")
+    workspace.write_text(bad)
+    done = subprocess.run(
+        [*TRACKWAY, "apply", str(workspace), "--data-dir", str(server.data_dir)],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 1
+    assert "sync 'by-hand': model 'users' has no column 'colour'" in done.stderr
