@@ -62,12 +62,22 @@ class BenchError(Exception):
 class Server:
     """`trackway serve` in a subprocess, pinned to one CPU."""
 
-    def __init__(self, data_dir: Path, cpu: int, synchronous: str) -> None:
+    def __init__(self, data_dir: Path, cpu: int, synchronous: str, warehouse: bool) -> None:
         self.data_dir = data_dir
         self.lines: list[str] = []
         trackway = Path(sys.executable).with_name("trackway")
-        command = [str(trackway)] if trackway.exists() else [sys.executable, "-m", "trackway"]
-        command += ["serve", "--port", "0", "--data-dir", str(data_dir)]
+        base = [str(trackway)] if trackway.exists() else [sys.executable, "-m", "trackway"]
+        if not warehouse:
+            # An ingest-only server: the built-in warehouse's loader would share the core.
+            data_dir.mkdir(parents=True, exist_ok=True)
+            workspace = data_dir / "ingest-only.yaml"
+            workspace.write_text("warehouses:\n  - name: default\n    enabled: false\n")
+            subprocess.run(
+                [*base, "apply", str(workspace), "--data-dir", str(data_dir)],
+                check=True,
+                capture_output=True,
+            )
+        command = [*base, "serve", "--port", "0", "--data-dir", str(data_dir)]
         command += ["--synchronous", synchronous]
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         env.pop("TRACKWAY_PORT", None)
@@ -430,7 +440,7 @@ def run_mode(mode: str, args: argparse.Namespace, wrk: str) -> ModeResult:
     data_dir = tmp / "data"
     server = None
     try:
-        server = Server(data_dir, args.server_cpu, args.synchronous)
+        server = Server(data_dir, args.server_cpu, args.synchronous, args.warehouse == "on")
         affinity = sorted(os.sched_getaffinity(server.pid))
         print(f"  server pid {server.pid} on CPU {affinity}, {server.url}, data in {data_dir}")
         common = dict(
@@ -663,6 +673,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="PREFIX",
         help="record the server with py-spy during the measured run into PREFIX-MODE.txt"
         " (collapsed stacks) and print the top functions; sampling costs the server a little",
+    )
+    p.add_argument(
+        "--warehouse",
+        choices=["off", "on"],
+        default="off",
+        help="off (default): measure ingestion alone; on: with the built-in warehouse's"
+        " loader running in the same process (on the same core)",
     )
     p.add_argument("--keep-data", action="store_true", help="keep the data directories")
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON here")
