@@ -1,6 +1,5 @@
 """The `trackway` command."""
 
-import functools
 import sys
 import time
 from collections.abc import Callable
@@ -10,6 +9,7 @@ from typing import Any, TypeVar
 import click
 
 from trackway import __version__, codec
+from trackway.cli_options import data_dir_option, friendly, json_option
 from trackway.client.check import EXIT_CODES, check
 from trackway.client.send import DEFAULT_DATA_PLANE, Call, ClientError, build, send
 from trackway.debugger import record_json, record_line
@@ -18,7 +18,6 @@ from trackway.reverse_etl.commands import models as models_group
 from trackway.reverse_etl.commands import syncs as syncs_group
 from trackway.server.run import open_log, open_state, serve
 from trackway.settings import (
-    DEFAULT_DATA_DIR,
     Settings,
     env,
     parse_duration,
@@ -36,37 +35,11 @@ F = TypeVar("F", bound=Callable[..., Any])
 _TAIL_POLL_S = 0.25
 
 
-def _data_dir_option(fn: F) -> F:
-    return click.option(
-        "--data-dir",
-        type=click.Path(file_okay=False, path_type=Path),
-        default=DEFAULT_DATA_DIR,
-        envvar="TRACKWAY_DATA_DIR",
-        show_default=True,
-        show_envvar=True,
-        help="Directory holding Trackway's data.",
-    )(fn)
-
-
-def _json_option(fn: F) -> F:
-    return click.option("--json", "as_json", is_flag=True, help="Print JSON.")(fn)
-
-
 def _store(data_dir: Path) -> StateStore:
     return open_state(Settings(data_dir=data_dir))
 
 
-def _friendly(fn: F) -> F:
-    """Turn expected failures into one clear line and exit status 1."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except (SourceNotFound, ValueError, workspace_apply.ApplyError) as exc:
-            raise click.ClickException(str(exc.args[0] if exc.args else exc)) from exc
-
-    return wrapper  # type: ignore[return-value]
+_friendly = friendly(SourceNotFound, ValueError, workspace_apply.ApplyError)
 
 
 def _duration(ctx: click.Context, param: click.Parameter, value: str) -> float:
@@ -88,7 +61,7 @@ def main() -> None:
 
 
 @main.command(name="serve")
-@_data_dir_option
+@data_dir_option
 @click.option(
     "--host",
     default="127.0.0.1",
@@ -220,8 +193,8 @@ def _configure_configcat(
     help="What sends to this source.",
 )
 @_configcat_options
-@_data_dir_option
-@_json_option
+@data_dir_option
+@json_option
 @_friendly
 def sources_create(
     name: str,
@@ -253,7 +226,7 @@ def sources_create(
 @sources.command(name="configure")
 @click.argument("name")
 @_configcat_options
-@_data_dir_option
+@data_dir_option
 @_friendly
 def sources_configure(
     name: str,
@@ -271,8 +244,8 @@ def sources_configure(
 
 
 @sources.command(name="list")
-@_data_dir_option
-@_json_option
+@data_dir_option
+@json_option
 def sources_list(data_dir: Path, as_json: bool) -> None:
     """List sources with their write keys."""
     store = _store(data_dir)
@@ -300,8 +273,8 @@ def sources_list(data_dir: Path, as_json: bool) -> None:
     show_default=True,
     help="How long the old write key keeps working.",
 )
-@_data_dir_option
-@_json_option
+@data_dir_option
+@json_option
 @_friendly
 def sources_rotate(name: str, grace: float, data_dir: Path, as_json: bool) -> None:
     """Give a source a new write key; the old one works for the grace period."""
@@ -315,7 +288,7 @@ def sources_rotate(name: str, grace: float, data_dir: Path, as_json: bool) -> No
 
 @sources.command(name="disable")
 @click.argument("name")
-@_data_dir_option
+@data_dir_option
 @_friendly
 def sources_disable(name: str, data_dir: Path) -> None:
     """Refuse events for a source (its write keys get 401) until it is enabled again."""
@@ -325,7 +298,7 @@ def sources_disable(name: str, data_dir: Path) -> None:
 
 @sources.command(name="enable")
 @click.argument("name")
-@_data_dir_option
+@data_dir_option
 @_friendly
 def sources_enable(name: str, data_dir: Path) -> None:
     """Accept events for a disabled source again."""
@@ -336,7 +309,7 @@ def sources_enable(name: str, data_dir: Path) -> None:
 @main.command(name="apply")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--dry-run", is_flag=True, help="Show what would change; change nothing.")
-@_data_dir_option
+@data_dir_option
 @_friendly
 def apply_command(file: Path, dry_run: bool, data_dir: Path) -> None:
     """Make the workspace match a YAML file (creates and updates; never deletes)."""
@@ -362,8 +335,8 @@ _STATUS_CHOICE = click.Choice(["accepted", "rejected", "duplicate"])
 @click.option("--source", "source_name", required=True, help="Source name.")
 @click.option("--limit", default=20, type=click.IntRange(1, 100_000), show_default=True)
 @click.option("--status", type=_STATUS_CHOICE, help="Only records with this status.")
-@_data_dir_option
-@_json_option
+@data_dir_option
+@json_option
 @_friendly
 def events_list(
     source_name: str, limit: int, status: str | None, data_dir: Path, as_json: bool
@@ -383,8 +356,8 @@ def events_list(
 
 @events.command(name="tail")
 @click.option("--source", "source_name", required=True, help="Source name.")
-@_data_dir_option
-@_json_option
+@data_dir_option
+@json_option
 @_friendly
 def events_tail(source_name: str, data_dir: Path, as_json: bool) -> None:
     """Follow a source's events as they arrive (Ctrl-C to stop)."""
@@ -410,7 +383,7 @@ def events_tail(source_name: str, data_dir: Path, as_json: bool) -> None:
 
 
 @main.command(name="admin-token")
-@_data_dir_option
+@data_dir_option
 def admin_token(data_dir: Path) -> None:
     """Create a new admin API token (shown once); earlier tokens keep working."""
     token = new_admin_token()
@@ -541,7 +514,7 @@ def send_command(
 
 @main.command(name="check")
 @_client_options
-@_json_option
+@json_option
 def check_command(write_key: str, data_plane: str, as_json: bool) -> None:
     """Verify a write key and an endpoint without sending an event.
 

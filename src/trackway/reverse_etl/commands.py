@@ -1,13 +1,12 @@
 """`trackway models ...` and `trackway syncs ...`: preview models, run and inspect syncs."""
 
-import functools
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 import httpx
@@ -24,6 +23,7 @@ from rich.progress import (
 from rich.table import Table
 
 from trackway import codec
+from trackway.cli_options import data_dir_option, friendly, json_option
 from trackway.client.send import DEFAULT_DATA_PLANE
 from trackway.reverse_etl import config
 from trackway.reverse_etl.connections import run_query
@@ -33,42 +33,14 @@ from trackway.reverse_etl.schedule import next_run
 from trackway.reverse_etl.state import Run
 from trackway.reverse_etl.state.sqlite import SQLiteSyncStore
 from trackway.server.run import open_state
-from trackway.settings import DEFAULT_DATA_DIR, Settings
+from trackway.settings import Settings
 from trackway.storage.base import SourceNotFound, StateStore
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 EXIT_PARTIAL = 3
 """`syncs run` exit status when the run finished but some rows were not delivered."""
 
 
-def _data_dir_option(fn: F) -> F:
-    return click.option(
-        "--data-dir",
-        type=click.Path(file_okay=False, path_type=Path),
-        default=DEFAULT_DATA_DIR,
-        envvar="TRACKWAY_DATA_DIR",
-        show_default=True,
-        show_envvar=True,
-        help="Directory holding Trackway's data.",
-    )(fn)
-
-
-def _json_option(fn: F) -> F:
-    return click.option("--json", "as_json", is_flag=True, help="Print JSON.")(fn)
-
-
-def _friendly(fn: F) -> F:
-    """Expected failures become one clear line and exit status 1."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except (ReverseEtlError, SourceNotFound) as exc:
-            raise click.ClickException(str(exc.args[0] if exc.args else exc)) from exc
-
-    return wrapper  # type: ignore[return-value]
+_friendly = friendly(ReverseEtlError, SourceNotFound)
 
 
 def _store(data_dir: Path) -> StateStore:
@@ -90,8 +62,8 @@ def models() -> None:
 
 
 @models.command(name="list")
-@_data_dir_option
-@_json_option
+@data_dir_option
+@json_option
 def models_list(data_dir: Path, as_json: bool) -> None:
     """List models with their connection and primary key."""
     found = config.models(_store(data_dir))
@@ -110,8 +82,8 @@ def models_list(data_dir: Path, as_json: bool) -> None:
 @models.command(name="preview")
 @click.argument("name")
 @click.option("--limit", default=10, type=click.IntRange(1, 1000), show_default=True)
-@_data_dir_option
-@_json_option
+@data_dir_option
+@json_option
 @_friendly
 def models_preview(name: str, limit: int, data_dir: Path, as_json: bool) -> None:
     """Run a model's query and show its columns and first rows."""
@@ -138,8 +110,8 @@ def syncs() -> None:
 
 
 @syncs.command(name="list")
-@_data_dir_option
-@_json_option
+@data_dir_option
+@json_option
 def syncs_list(data_dir: Path, as_json: bool) -> None:
     """List syncs with their schedule and last run."""
     found = config.syncs(_store(data_dir))
@@ -164,8 +136,8 @@ def syncs_list(data_dir: Path, as_json: bool) -> None:
 
 @syncs.command(name="show")
 @click.argument("name")
-@_data_dir_option
-@_json_option
+@data_dir_option
+@json_option
 @_friendly
 def syncs_show(name: str, data_dir: Path, as_json: bool) -> None:
     """Show a sync: its declaration, snapshot size, last run and that run's row errors."""
@@ -208,8 +180,8 @@ def syncs_show(name: str, data_dir: Path, as_json: bool) -> None:
     show_envvar=True,
     help="Where Trackway's own ingest listens, for syncs to it that name no data_plane.",
 )
-@_data_dir_option
-@_json_option
+@data_dir_option
+@json_option
 @_friendly
 def syncs_run(name: str, full_resync: bool, data_plane: str, data_dir: Path, as_json: bool) -> None:
     """Run a sync now and print the run's counts.
@@ -253,8 +225,8 @@ def syncs_run(name: str, full_resync: bool, data_plane: str, data_dir: Path, as_
 @syncs.command(name="runs")
 @click.argument("name")
 @click.option("--limit", default=20, type=click.IntRange(1, 10_000), show_default=True)
-@_data_dir_option
-@_json_option
+@data_dir_option
+@json_option
 @_friendly
 def syncs_runs(name: str, limit: int, data_dir: Path, as_json: bool) -> None:
     """A sync's run history, newest first."""
@@ -273,7 +245,7 @@ def syncs_runs(name: str, limit: int, data_dir: Path, as_json: bool) -> None:
 @syncs.command(name="reset")
 @click.argument("name")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-@_data_dir_option
+@data_dir_option
 @_friendly
 def syncs_reset(name: str, yes: bool, data_dir: Path) -> None:
     """Forget what a sync sent: its next run sends every row as added."""

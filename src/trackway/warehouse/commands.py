@@ -1,53 +1,27 @@
 """The warehouse commands: `trackway sql` and `trackway warehouse status|reload`."""
 
-import functools
 import time
-from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
 
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from trackway import codec
+from trackway.cli_options import data_dir_option, friendly, json_option
 from trackway.server.run import open_log, open_state
-from trackway.settings import DEFAULT_DATA_DIR, Settings, parse_duration
+from trackway.settings import Settings, parse_duration
 from trackway.warehouse import engines, results
 from trackway.warehouse import status as warehouse_status
 from trackway.warehouse.base import QueryError, WarehouseUnavailable
 from trackway.warehouse.config import DEFAULT_NAME, find, warehouses
 from trackway.warehouse.loader import LoadResult, WarehouseLoader
 
-F = TypeVar("F", bound=Callable[..., Any])
-
 DEFAULT_MAX_ROWS = 10_000
 DEFAULT_TIMEOUT = "60s"
 
 
-def _data_dir_option(fn: F) -> F:
-    return click.option(
-        "--data-dir",
-        type=click.Path(file_okay=False, path_type=Path),
-        default=DEFAULT_DATA_DIR,
-        envvar="TRACKWAY_DATA_DIR",
-        show_default=True,
-        show_envvar=True,
-        help="Directory holding Trackway's data.",
-    )(fn)
-
-
-def _friendly(fn: F) -> F:
-    """Expected failures become one clear line and exit status 1."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except (ValueError, WarehouseUnavailable) as exc:
-            raise click.ClickException(str(exc)) from exc
-
-    return wrapper  # type: ignore[return-value]
+_friendly = friendly(ValueError, WarehouseUnavailable)
 
 
 def parse_since(text: str) -> int:
@@ -97,7 +71,7 @@ def parse_since(text: str) -> int:
     show_default=True,
     help="Stop a query that runs longer than this.",
 )
-@_data_dir_option
+@data_dir_option
 @_friendly
 def sql_command(
     query: str, name: str, fmt: results.Format, max_rows: int, timeout: str, data_dir: Path
@@ -122,8 +96,8 @@ def warehouse_group() -> None:
 
 
 @warehouse_group.command(name="status")
-@_data_dir_option
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@data_dir_option
+@json_option
 @_friendly
 def status_command(data_dir: Path, as_json: bool) -> None:
     """Per warehouse: last load, rows loaded, lag behind the log, tables, rejected values."""
@@ -148,7 +122,7 @@ def status_command(data_dir: Path, as_json: bool) -> None:
     help="Reload events received since this time (ISO 8601 with an offset) or this long"
     " ago (e.g. 24h).",
 )
-@_data_dir_option
+@data_dir_option
 @_friendly
 def reload_command(name: str, since: str, data_dir: Path) -> None:
     """Load the events since a time again (rows are replaced, never doubled).
