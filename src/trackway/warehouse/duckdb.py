@@ -47,6 +47,10 @@ _TYPES: dict[str, ColumnType] = {sql: type_ for type_, sql in SQL_TYPES.items()}
 _TYPES.update(INTEGER="integer", FLOAT="float", TIMESTAMPTZ="timestamp")
 
 _OPEN_WAIT_S = 10.0
+# DuckDB checkpoints when its WAL passes this (default 16MB: every other micro-batch
+# in a catch-up); fewer, larger checkpoints cost less in all. Data not yet checkpointed
+# stays in memory, so it is kept well under the loader's RSS budget (0004).
+_CHECKPOINT_THRESHOLD = "64MB"
 _OPEN_POLL_S = 0.05
 _BATCH_VIEW = "_trackway_batch"
 _READ_ONLY_STATEMENTS = (duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN)
@@ -120,6 +124,7 @@ class DuckDBWarehouse:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect(read_only=False) as conn:
             conn.execute(_DDL)
+            conn.execute(f"SET checkpoint_threshold = '{_CHECKPOINT_THRESHOLD}'")
             yield DuckDBSession(conn)
 
     def stats(self) -> Stats | None:

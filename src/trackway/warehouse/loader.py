@@ -16,7 +16,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from trackway.storage.base import EventLog, StateStore
-from trackway.storage.records import LogEvent
 from trackway.warehouse.base import Session, Warehouse
 from trackway.warehouse.config import WarehouseSpec, warehouses
 from trackway.warehouse.engines import open_warehouse, sources
@@ -29,6 +28,11 @@ SourceList = Callable[[], list[tuple[int, str]]]
 """Returns (source id, source name) of every source."""
 
 _POLL_S = 0.25
+_READ_EVENTS = 1_000
+"""Events read from the log at a time while planning a micro-batch: each part's decoded
+events are dropped before the next is read (less memory, cheaper garbage collections)."""
+_PLAN_EVENTS = 32
+"""Events planned between two yields of the GIL (see `_read_plan`)."""
 _REFRESH_S = 1.0
 _BACKOFF_FIRST_S = 1.0
 _BACKOFF_MAX_S = 30.0
@@ -65,11 +69,11 @@ class WarehouseLoader:
         """Load the next micro-batch after the warehouse's cursor; None when none waits."""
         with self.warehouse.session() as session:
             self.position = session.position()
-            events = self.log.read(self.position, self.spec.batch_size)
-            if not events:
-                return None
             planner = Planner(session.catalog(), self.spec.max_columns)
-            result = self._load(session, self._plan(planner, events))
+            plan = self._read_plan(planner, self.position, self.spec.batch_size)
+            if plan is None:
+                return None
+            result = self._load(session, plan)
         self.position = result.position
         return result
 
@@ -104,10 +108,10 @@ class WarehouseLoader:
                     while position < end and not stop.is_set():
                         if cancel is not None and cancel.is_set():
                             break
-                        events = self.log.read(position, min(self.spec.batch_size, end - position))
-                        if not events:
+                        limit = min(self.spec.batch_size, end - position)
+                        plan = self._read_plan(planner, position, limit)
+                        if plan is None:
                             break
-                        plan = self._plan(planner, events)
                         plans.put(plan)
                         position = plan.position
                     plans.put(None)
@@ -148,13 +152,35 @@ class WarehouseLoader:
                 low = events[0].position
         return low
 
-    def _plan(self, planner: Planner, events: list[LogEvent]) -> LoadPlan:
-        if any(e.source_id not in self._schemas for e in events):
-            self._schemas = source_schemas(self.sources())
-            for e in events:  # a source unknown even now: keep its events all the same
-                self._schemas.setdefault(e.source_id, f"source_{e.source_id}")
-        loaded_at = datetime.now(UTC).isoformat().replace("+00:00", "Z")
-        return planner.plan(events, self._schemas, loaded_at)
+    def _read_plan(self, planner: Planner, after: int, limit: int) -> LoadPlan | None:
+        """The plan of up to `limit` events after position `after`; None when none waits.
+
+        The events are read and planned a part at a time, so that only one part's
+        decoded events are held at once.
+        """
+        planner.begin(datetime.now(UTC).isoformat().replace("+00:00", "Z"))
+        count = 0
+        while count < limit:
+            wanted = min(_READ_EVENTS, limit - count)
+            events = self.log.read(after, wanted)
+            if not events:
+                break
+            if any(e.source_id not in self._schemas for e in events):
+                self._schemas = source_schemas(self.sources())
+                for e in events:  # a source unknown even now: keep its events all the same
+                    self._schemas.setdefault(e.source_id, f"source_{e.source_id}")
+            for start in range(0, len(events), _PLAN_EVENTS):
+                planner.add(events[start : start + _PLAN_EVENTS], self._schemas)
+                # DuckDB takes the GIL back many times per statement: while a thread
+                # writes a micro-batch, a thread that keeps the GIL for its whole
+                # switch interval (5 ms) slows it down several times over.
+                time.sleep(0)
+            after = events[-1].position
+            count += len(events)
+            if len(events) < wanted:  # the end of the log
+                break
+            del events
+        return planner.end() if count else None
 
     @staticmethod
     def _load(session: Session, plan: LoadPlan) -> LoadResult:

@@ -115,23 +115,56 @@ class Planner:
 
     def plan(self, events: list[LogEvent], schemas: dict[int, str], loaded_at: str) -> LoadPlan:
         """The plan for `events` (in log order, not empty) of sources named by `schemas`."""
+        self.begin(loaded_at)
+        self.add(events, schemas)
+        return self.end()
+
+    def begin(self, loaded_at: str) -> None:
+        """Start a plan; `add` events to it (in log order), then `end` it.
+
+        Adding a micro-batch in parts lets the caller drop each part's decoded events
+        before reading the next (less memory, cheaper garbage collections).
+        """
+        self._loaded_at = loaded_at
         self._tables: dict[tuple[str, str], TableLoad] = {}
         self._rejected: dict[tuple[str, str, str, str], RejectedValue] = {}
+        self._first_position = self._position = self._events = 0
+        self._oldest_received_ms: int | None = None
+
+    def add(self, events: list[LogEvent], schemas: dict[int, str]) -> None:
+        """Plan `events` (in log order, after those added before) into the current plan."""
+        if not events:
+            return
+        loaded_at = self._loaded_at
         for event in events:
             self._event(event.body, schemas[event.source_id], loaded_at)
+        if not self._events:
+            self._first_position = events[0].position
+        self._position = events[-1].position
+        self._events += len(events)
+        oldest = min(e.received_at_ms for e in events)
+        if self._oldest_received_ms is None or oldest < self._oldest_received_ms:
+            self._oldest_received_ms = oldest
+
+    def end(self) -> LoadPlan:
+        """The plan of the events added since `begin` (at least one)."""
+        assert self._oldest_received_ms is not None, "a plan needs events"
         for table in self._tables.values():
             # The catalog's entry goes on changing with the next plan, maybe before
             # this one is loaded: the plan keeps the columns as they are now.
             table.columns = dict(table.columns)
-        return LoadPlan(
-            first_position=events[0].position,
-            position=events[-1].position,
-            events=len(events),
-            oldest_received_ms=min(e.received_at_ms for e in events),
-            loaded_at=loaded_at,
+        plan = LoadPlan(
+            first_position=self._first_position,
+            position=self._position,
+            events=self._events,
+            oldest_received_ms=self._oldest_received_ms,
+            loaded_at=self._loaded_at,
             tables=list(self._tables.values()),
             rejected=list(self._rejected.values()),
         )
+        self._tables = {}
+        self._rejected = {}
+        return plan
 
     def _event(self, body: dict[str, Any], schema: str, loaded_at: str) -> None:
         call = body["type"]

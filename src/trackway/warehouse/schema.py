@@ -22,6 +22,9 @@ MISFIT: Final = object()
 
 _INT64 = range(-(2**63), 2**63)
 _TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(\.\d{1,9})?(Z|[+-]\d\d:?\d\d)")
+# Already the form `utc_text` writes (microseconds, when present, not all zero): only
+# its validity needs checking.
+_UTC_TEXT = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.(?!000000)\d{6})?Z")
 
 
 def utc_text(value: datetime) -> str:
@@ -31,6 +34,12 @@ def utc_text(value: datetime) -> str:
 
 def timestamp(text: str) -> str | None:
     """The UTC form of a timestamp string, or None when it is not one."""
+    if _UTC_TEXT.fullmatch(text):
+        try:
+            datetime.fromisoformat(text)
+        except ValueError:
+            return None
+        return text
     if not _TIMESTAMP.fullmatch(text):
         return None
     try:
