@@ -135,3 +135,25 @@ def test_append_without_a_running_writer_is_refused(tmp_path: Path) -> None:
     with pytest.raises(StorageUnavailable):
         asyncio.run(log.append(batch(1, ["x"])))
     log.close()
+
+
+def test_positions_never_start_over_after_everything_expired(tmp_path: Path) -> None:
+    log = SQLiteEventLog(tmp_path / "log.db", retention_s=3600)
+    log.start()
+    now = int(time.time() * 1000)
+    old = now - 2 * 3600 * 1000
+    try:
+        asyncio.run(append_all(log, [batch(1, ["a", "b"], at_ms=old)]))
+        asyncio.run(append_all(log, [batch(1, ["c"], at_ms=old)]))
+        log.enforce_retention(now)
+        assert [e.position for e in log.read(0, 10)] == [3]
+    finally:
+        log.close()
+    again = SQLiteEventLog(tmp_path / "log.db", retention_s=3600)
+    again.start()
+    try:
+        asyncio.run(append_all(again, [batch(1, ["d"])]))
+        # "c" (position 3) may now expire too; "d" continues after it, not at 1.
+        assert [e.position for e in again.read(0, 10)][-1] == 4
+    finally:
+        again.close()

@@ -53,9 +53,3 @@ class SourceCache:
         if info is None or (info.expires_at is not None and info.expires_at <= time.time()):
             return None
         return info
-
-    def by_name(self, name: str) -> Source | None:
-        for info in self._keys.values():
-            if info.source.name == name:
-                return info.source
-        return None

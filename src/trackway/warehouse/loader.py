@@ -216,7 +216,6 @@ class LoaderThread:
         self.backoff_max_s = backoff_max_s
         self.on_load = on_load
         self.failures = 0
-        self.last_error: str | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(
             target=self._run, name=f"trackway-warehouse-{loader.spec.name}", daemon=True
@@ -253,7 +252,6 @@ class LoaderThread:
                         self.on_load(result)
             except Exception as exc:
                 self.failures += 1
-                self.last_error = str(exc)
                 delay = min(_BACKOFF_FIRST_S * 2 ** (self.failures - 1), self.backoff_max_s)
                 logger.warning(
                     "warehouse %s: load failed (%s); retrying in %.0f s", spec.name, exc, delay
@@ -261,7 +259,6 @@ class LoaderThread:
                 self._stop.wait(delay)
                 continue
             self.failures = 0
-            self.last_error = None
             last_load = time.monotonic()
 
 
