@@ -1,13 +1,15 @@
 """Options and error handling shared by every `trackway` command group."""
 
 import functools
+import time
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
-from trackway.settings import DEFAULT_DATA_DIR
+from trackway.settings import DEFAULT_DATA_DIR, parse_duration
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -44,3 +46,20 @@ def friendly(*expected: type[Exception]) -> Callable[[F], F]:
         return wrapper  # type: ignore[return-value]
 
     return decorate
+
+
+def parse_since(text: str) -> int:
+    """Epoch ms of `--since`: an ISO 8601 time with an offset, or a duration ago (`2h`)."""
+    try:
+        return int((time.time() - parse_duration(text)) * 1000)
+    except ValueError:
+        pass
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(
+            f"--since: not a time or a duration: {text!r} (e.g. 2026-11-22T10:00:00Z or 24h)"
+        ) from None
+    if parsed.tzinfo is None:
+        raise ValueError(f"--since: add a UTC offset or Z to {text!r}")
+    return int(parsed.timestamp() * 1000)

@@ -1,16 +1,15 @@
 """The warehouse commands: `trackway sql` and `trackway warehouse status|reload`."""
 
-import time
-from datetime import datetime
 from pathlib import Path
 
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from trackway import codec
-from trackway.cli_options import data_dir_option, friendly, json_option
+from trackway.cli_options import data_dir_option, friendly, json_option, parse_since
 from trackway.server.run import open_log, open_state
 from trackway.settings import Settings, parse_duration
+from trackway.storage.positions import position_at
 from trackway.warehouse import engines, results
 from trackway.warehouse import status as warehouse_status
 from trackway.warehouse.base import QueryError, WarehouseUnavailable
@@ -22,23 +21,6 @@ DEFAULT_TIMEOUT = "60s"
 
 
 _friendly = friendly(ValueError, WarehouseUnavailable)
-
-
-def parse_since(text: str) -> int:
-    """Epoch ms of `--since`: an ISO 8601 time with an offset, or a duration ago (`2h`)."""
-    try:
-        return int((time.time() - parse_duration(text)) * 1000)
-    except ValueError:
-        pass
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        raise ValueError(
-            f"--since: not a time or a duration: {text!r} (e.g. 2026-11-22T10:00:00Z or 24h)"
-        ) from None
-    if parsed.tzinfo is None:
-        raise ValueError(f"--since: add a UTC offset or Z to {text!r}")
-    return int(parsed.timestamp() * 1000)
 
 
 @click.command(name="sql")
@@ -137,7 +119,7 @@ def reload_command(name: str, since: str, data_dir: Path) -> None:
     warehouse = engines.open_warehouse(spec, data_dir)
     loader = WarehouseLoader(spec, warehouse, log, lambda: engines.sources(store))
     try:
-        start = loader.position_at(since_ms)
+        start = position_at(log, since_ms)
         end = log.last_seqs()["accepted"]
         columns = (
             TextColumn("reloading"),

@@ -137,21 +137,6 @@ class WarehouseLoader:
                 producer.join()
         return loaded
 
-    def position_at(self, since_ms: int) -> int:
-        """The position just before the first event received at or after `since_ms`.
-
-        Arrival times grow along the log, so a binary search over positions finds it.
-        """
-        low, high = 0, self.log.last_seqs()["accepted"]
-        while low < high:
-            middle = (low + high) // 2
-            events = self.log.read(middle, 1)
-            if not events or events[0].received_at_ms >= since_ms:
-                high = middle
-            else:
-                low = events[0].position
-        return low
-
     def _read_plan(self, planner: Planner, after: int, limit: int) -> LoadPlan | None:
         """The plan of up to `limit` events after position `after`; None when none waits.
 
