@@ -9,7 +9,13 @@ from typing import Any, TypeVar
 import click
 
 from trackway import __version__, codec
-from trackway.cli_options import data_dir_option, friendly, json_option
+from trackway.cli_options import (
+    data_dir_option,
+    database_url,
+    friendly,
+    json_option,
+    storage_settings,
+)
 from trackway.client.check import EXIT_CODES, check
 from trackway.client.send import DEFAULT_DATA_PLANE, Call, ClientError, build, send
 from trackway.debugger import record_json, record_line
@@ -24,6 +30,7 @@ from trackway.settings import (
     parse_networks,
 )
 from trackway.storage.base import SourceNotFound, StateStore
+from trackway.storage.commands import db_group
 from trackway.storage.records import Status
 from trackway.warehouse.commands import sql_command, warehouse_group
 from trackway.workspace import apply as workspace_apply
@@ -36,7 +43,7 @@ _TAIL_POLL_S = 0.25
 
 
 def _store(data_dir: Path) -> StateStore:
-    return open_state(Settings(data_dir=data_dir))
+    return open_state(storage_settings(data_dir))
 
 
 _friendly = friendly(SourceNotFound, ValueError, workspace_apply.ApplyError)
@@ -122,6 +129,7 @@ def serve_command(
     """Run the tracking API and the admin API in one process."""
     settings = Settings(
         data_dir=data_dir,
+        database_url=database_url(),
         host=host,
         port=port,
         synchronous="normal" if synchronous == "normal" else "full",
@@ -344,7 +352,7 @@ def events_list(
     """Newest events of a source first, with the status of each."""
     source = _store(data_dir).get_source(source_name)
     statuses: frozenset[Status] | None = frozenset([status]) if status else None  # type: ignore[list-item]
-    records = open_log(Settings(data_dir=data_dir)).debug_records(source.id, limit, statuses)
+    records = open_log(storage_settings(data_dir)).debug_records(source.id, limit, statuses)
     if as_json:
         click.echo(codec.dumps_text([record_json(r) for r in records]))
         return
@@ -362,7 +370,7 @@ def events_list(
 def events_tail(source_name: str, data_dir: Path, as_json: bool) -> None:
     """Follow a source's events as they arrive (Ctrl-C to stop)."""
     source = _store(data_dir).get_source(source_name)
-    log = open_log(Settings(data_dir=data_dir))
+    log = open_log(storage_settings(data_dir))
     after = log.last_seqs()
     if not as_json:
         click.echo(f"Following '{source_name}' (Ctrl-C to stop)...", err=True)
@@ -541,3 +549,4 @@ main.add_command(sql_command)
 main.add_command(warehouse_group)
 main.add_command(models_group)
 main.add_command(syncs_group)
+main.add_command(db_group)

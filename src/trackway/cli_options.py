@@ -9,13 +9,31 @@ from typing import Any, TypeVar
 
 import click
 
-from trackway.settings import DEFAULT_DATA_DIR, parse_duration
+from trackway.settings import DEFAULT_DATA_DIR, Settings, parse_duration
+from trackway.storage.base import StorageUnavailable
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+_DATABASE = "trackway.database_url"
+
+
 def data_dir_option(fn: F) -> F:
-    """`--data-dir` (env `TRACKWAY_DATA_DIR`)."""
+    """`--data-dir` (env `TRACKWAY_DATA_DIR`) and `--database` (env `TRACKWAY_DATABASE_URL`).
+
+    Every command that opens the data directory can be pointed at PostgreSQL instead;
+    `storage_settings(data_dir)` gives the command both.
+    """
+    fn = click.option(
+        "--database",
+        metavar="URL",
+        envvar="TRACKWAY_DATABASE_URL",
+        show_envvar=True,
+        expose_value=False,
+        callback=_remember_database,
+        help="PostgreSQL (postgresql://...) for the event log and the workspace state "
+        "instead of SQLite files in the data directory.",
+    )(fn)
     return click.option(
         "--data-dir",
         type=click.Path(file_okay=False, path_type=Path),
@@ -27,13 +45,31 @@ def data_dir_option(fn: F) -> F:
     )(fn)
 
 
+def _remember_database(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    ctx.meta[_DATABASE] = value or None
+
+
+def database_url() -> str | None:
+    """The `--database` of the running command (None: SQLite in the data directory)."""
+    ctx = click.get_current_context(silent=True)
+    url: str | None = ctx.meta.get(_DATABASE) if ctx is not None else None
+    return url
+
+
+def storage_settings(data_dir: Path) -> Settings:
+    """Where a command's log and state live: its `--data-dir` and `--database`."""
+    return Settings(data_dir=data_dir, database_url=database_url())
+
+
 def json_option(fn: F) -> F:
     """`--json`, passed as `as_json`."""
     return click.option("--json", "as_json", is_flag=True, help="Print JSON.")(fn)
 
 
 def friendly(*expected: type[Exception]) -> Callable[[F], F]:
-    """Turn the `expected` failures into one clear line on stderr and exit status 1."""
+    """Turn the `expected` failures (and unreachable storage) into one clear line on
+    stderr and exit status 1."""
+    expected = (*expected, StorageUnavailable)
 
     def decorate(fn: F) -> F:
         @functools.wraps(fn)

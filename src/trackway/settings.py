@@ -17,6 +17,8 @@ class Settings:
     """Everything a running Trackway needs to know."""
 
     data_dir: Path = DEFAULT_DATA_DIR
+    database_url: str | None = None
+    """PostgreSQL for the event log and the workspace state, instead of SQLite files."""
     host: str = "127.0.0.1"
     port: int = 8088
     synchronous: Literal["full", "normal"] = "full"

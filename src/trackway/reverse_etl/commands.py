@@ -23,7 +23,7 @@ from rich.progress import (
 from rich.table import Table
 
 from trackway import codec
-from trackway.cli_options import data_dir_option, friendly, json_option
+from trackway.cli_options import data_dir_option, friendly, json_option, storage_settings
 from trackway.client.send import DEFAULT_DATA_PLANE
 from trackway.reverse_etl import config
 from trackway.reverse_etl.connections import run_query
@@ -33,7 +33,6 @@ from trackway.reverse_etl.schedule import next_run
 from trackway.reverse_etl.state import Run
 from trackway.reverse_etl.state.sqlite import SQLiteSyncStore
 from trackway.server.run import open_state
-from trackway.settings import Settings
 from trackway.storage.base import SourceNotFound, StateStore
 
 EXIT_PARTIAL = 3
@@ -44,7 +43,7 @@ _friendly = friendly(ReverseEtlError, SourceNotFound)
 
 
 def _store(data_dir: Path) -> StateStore:
-    return open_state(Settings(data_dir=data_dir))
+    return open_state(storage_settings(data_dir))
 
 
 @contextmanager

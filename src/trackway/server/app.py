@@ -66,7 +66,8 @@ def create_app(
     async def refresh_sources() -> None:
         while True:
             await asyncio.sleep(_REFRESH_EVERY_S)
-            sources.refresh()
+            with contextlib.suppress(StorageUnavailable):  # /ready reports it; next time
+                sources.refresh()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -11,6 +11,10 @@ import uvicorn
 from trackway.reverse_etl.schedule import SchedulerThread
 from trackway.server.app import create_app
 from trackway.settings import Settings
+from trackway.storage.base import EventLog, StateStore
+from trackway.storage.postgres.connect import describe
+from trackway.storage.postgres.log import PostgresEventLog
+from trackway.storage.postgres.state import PostgresStateStore
 from trackway.storage.sqlite.log import SQLiteEventLog
 from trackway.storage.sqlite.state import SQLiteStateStore
 from trackway.warehouse.loader import Loaders
@@ -19,14 +23,23 @@ from trackway.workspace.keys import new_admin_token, token_hash
 DEFAULT_SOURCE = "default"
 
 
-def open_state(settings: Settings) -> SQLiteStateStore:
-    """The state store of the data directory, creating the directory when needed."""
+def open_state(settings: Settings) -> StateStore:
+    """The state store: in PostgreSQL with a database URL, else in the data directory."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if settings.database_url:
+        return PostgresStateStore(settings.database_url)
     return SQLiteStateStore(settings.state_path)
 
 
-def open_log(settings: Settings) -> SQLiteEventLog:
+def open_log(settings: Settings) -> EventLog:
+    """The event log: in PostgreSQL with a database URL, else in the data directory."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if settings.database_url:
+        return PostgresEventLog(
+            settings.database_url,
+            dedup_window_s=settings.dedup_window_s,
+            retention_s=settings.retention_s,
+        )
     return SQLiteEventLog(
         settings.log_path,
         synchronous=settings.synchronous,
@@ -49,7 +62,11 @@ def serve(settings: Settings) -> None:
     port = sock.getsockname()[1]
     url = f"http://{settings.host}:{port}"
     click.echo(f"Data directory: {settings.data_dir.resolve()}")
-    click.echo(f"Tracking API:   {url}/v1  (durability: synchronous={settings.synchronous})")
+    durability = f"synchronous={settings.synchronous}"
+    if settings.database_url:
+        click.echo(f"Database:       {describe(settings.database_url)}")
+        durability = "PostgreSQL, synchronous_commit=on"
+    click.echo(f"Tracking API:   {url}/v1  (durability: {durability})")
     click.echo(f"Admin API:      {url}/api/v1  (OpenAPI: {url}/api/v1/openapi.json)")
     app = create_app(
         settings,
@@ -86,7 +103,7 @@ def _stopped_by_signal(signum: int, frame: FrameType | None) -> None:
     """uvicorn has already shut down gracefully when it re-raises the signal here."""
 
 
-def _first_start(settings: Settings, store: SQLiteStateStore) -> None:
+def _first_start(settings: Settings, store: StateStore) -> None:
     if not store.list_sources():
         source = store.create_source(DEFAULT_SOURCE, "segment")
         key = next(k.key for k in store.write_keys(source.id))

@@ -6,9 +6,15 @@ import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from trackway import codec
-from trackway.cli_options import data_dir_option, friendly, json_option, parse_since
+from trackway.cli_options import (
+    data_dir_option,
+    friendly,
+    json_option,
+    parse_since,
+    storage_settings,
+)
 from trackway.server.run import open_log, open_state
-from trackway.settings import Settings, parse_duration
+from trackway.settings import parse_duration
 from trackway.storage.positions import position_at
 from trackway.warehouse import engines, results
 from trackway.warehouse import status as warehouse_status
@@ -63,7 +69,7 @@ def sql_command(
     Table names without a schema resolve in the sources' schemas (oldest source
     first), so `SELECT count(*) FROM tracks` works with one source.
     """
-    store = open_state(Settings(data_dir=data_dir))
+    store = open_state(storage_settings(data_dir))
     spec = find(store, name)
     try:
         result = engines.query(spec, data_dir, store, query, max_rows, parse_duration(timeout))
@@ -83,7 +89,7 @@ def warehouse_group() -> None:
 @_friendly
 def status_command(data_dir: Path, as_json: bool) -> None:
     """Per warehouse: last load, rows loaded, lag behind the log, tables, rejected values."""
-    settings = Settings(data_dir=data_dir)
+    settings = storage_settings(data_dir)
     store = open_state(settings)
     log = open_log(settings)
     try:
@@ -112,7 +118,7 @@ def reload_command(name: str, since: str, data_dir: Path) -> None:
     Safe while the server runs; the warehouse's cursor never moves back.
     """
     since_ms = parse_since(since)
-    settings = Settings(data_dir=data_dir)
+    settings = storage_settings(data_dir)
     store = open_state(settings)
     spec = find(store, name)
     log = open_log(settings)

@@ -42,3 +42,14 @@ def connect(
             conn.execute("ROLLBACK")
             raise
     return conn
+
+
+def schema_version(path: Path) -> int:
+    """The migration a SQLite file is at (0 when it does not exist yet)."""
+    if not path.exists():
+        return 0
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return int(conn.execute("PRAGMA user_version").fetchone()[0])
+    finally:
+        conn.close()

@@ -6,27 +6,23 @@ writer drains every append waiting in its queue, commits them in one transaction
 (one fsync with `synchronous=FULL`), and only then resolves the callers' futures.
 """
 
-import asyncio
-import queue
 import sqlite3
 import threading
-import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
-
-import msgspec
-import numpy as np
 
 from trackway import codec
 from trackway.spec.limits import MAX_BATCH_EVENTS
-from trackway.storage.base import StorageUnavailable, Subscriber
-from trackway.storage.dedup import RecentIds
+from trackway.storage.base import StorageUnavailable
+from trackway.storage.group_commit import (
+    GroupCommitLog,
+    Pending,
+    accepted_records,
+    current_ms,
+    raw_json,
+)
 from trackway.storage.records import (
-    AppendResult,
     DebugRecord,
-    IngestBatch,
     LogEvent,
     Status,
 )
@@ -69,7 +65,6 @@ _TABLES: dict[Status, str] = {
     "rejected": "failures",
     "duplicate": "duplicates",
 }
-_RETENTION_EVERY_S = 60.0
 _LAST_END = "SELECT pos + count FROM chunks ORDER BY pos DESC LIMIT 1"
 """The position after the last event: one index step (max(pos + count) scans the table,
 and the warehouse loader asks several times a second)."""
@@ -78,28 +73,7 @@ _PAGE_SIZE = 65536
 4.2-5.0 → 3.7-3.9 µs per event, bench/RESULTS.md)."""
 
 
-@dataclass(slots=True)
-class _Pending:
-    batch: IngestBatch
-    loop: asyncio.AbstractEventLoop
-    future: "asyncio.Future[AppendResult]"
-
-
-@dataclass(slots=True)
-class _Group:
-    """What one commit writes, built before the transaction starts."""
-
-    chunks: list[tuple[int, int, int, int, bytes, bytes]] = field(default_factory=list)
-    failures: list[tuple[int, int, int, str, str, bytes | None]] = field(default_factory=list)
-    duplicates: list[tuple[int, int, str, bytes]] = field(default_factory=list)
-    hashes: list[tuple[list[int], int]] = field(default_factory=list)
-    results: list[AppendResult] = field(default_factory=list)
-
-
-_STOP = object()
-
-
-class SQLiteEventLog:
+class SQLiteEventLog(GroupCommitLog):
     """The `EventLog` on a SQLite file (WAL mode)."""
 
     def __init__(
@@ -110,110 +84,48 @@ class SQLiteEventLog:
         dedup_window_s: float = 86_400,
         retention_s: float = 7 * 86_400,
     ) -> None:
+        super().__init__(dedup_window_s)
         self.path = path
         self.synchronous = synchronous
         self.retention_ms = int(retention_s * 1000)
-        self._recent = RecentIds(int(dedup_window_s * 1000))
-        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
-        self._pending_events = 0
-        self._subscribers: list[tuple[asyncio.AbstractEventLoop, Subscriber]] = []
-        self._ready = threading.Event()
-        self._failure: BaseException | None = None
+        self._writer: sqlite3.Connection | None = None
+        self._next_pos = 1
         connect(path, MIGRATIONS, synchronous, _PAGE_SIZE).close()
 
     # -- writing -----------------------------------------------------------------
 
-    def start(self) -> None:
-        """Start the writer thread; returns once the dedup index is rebuilt."""
-        self._thread = threading.Thread(target=self._run, name="trackway-log-writer", daemon=True)
-        self._thread.start()
-        self._ready.wait()
-        if self._failure is not None:
-            raise StorageUnavailable(str(self._failure)) from self._failure
-
     def close(self) -> None:
         """Commit everything queued, stop the writer and close every connection."""
-        if self._thread is not None and self._thread.is_alive():
-            self._queue.put(_STOP)
-            self._thread.join()
-        self._thread = None
+        self._stop_writer()
         for conn in self._readers:
             conn.close()
         self._readers.clear()
         self._local = threading.local()
 
-    async def append(self, batch: IngestBatch) -> AppendResult:
-        """Queue a batch for the next group commit and wait until it is on disk."""
-        if self._thread is None or not self._thread.is_alive():
-            raise StorageUnavailable("the log writer is not running")
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[AppendResult] = loop.create_future()
-        self._pending_events += len(batch.events)
-        try:
-            self._queue.put(_Pending(batch, loop, future))
-            return await asyncio.shield(future)
-        finally:
-            self._pending_events -= len(batch.events)
-
-    @property
-    def pending_events(self) -> int:
-        """Events queued and not yet committed (used for backpressure)."""
-        return self._pending_events
-
-    def subscribe(self, loop: asyncio.AbstractEventLoop, fn: Subscriber) -> Callable[[], None]:
-        """Call `fn` on `loop` with the debug records of every commit; returns unsubscribe."""
-        entry = (loop, fn)
-        self._subscribers = [*self._subscribers, entry]
-
-        def unsubscribe() -> None:
-            self._subscribers = [s for s in self._subscribers if s is not entry]
-
-        return unsubscribe
-
-    def _run(self) -> None:
-        try:
-            conn = connect(self.path, MIGRATIONS, self.synchronous, _PAGE_SIZE)
-            now = _now_ms()
-            self._recent.rebuild(
-                conn.execute(
-                    "SELECT received_at, hashes FROM chunks WHERE received_at >= ?",
-                    (now - self._recent.window_ms,),
-                )
+    def _open_writer(self) -> None:
+        conn = connect(self.path, MIGRATIONS, self.synchronous, _PAGE_SIZE)
+        self._writer = conn
+        now = current_ms()
+        self._recent.rebuild(
+            conn.execute(
+                "SELECT received_at, hashes FROM chunks WHERE received_at >= ?",
+                (now - self._recent.window_ms,),
             )
-            row = conn.execute(_LAST_END).fetchone()
-            next_pos = row[0] if row else 1
-        except BaseException as exc:  # reported by start()
-            self._failure = exc
-            self._ready.set()
-            return
-        self._ready.set()
-        last_retention = 0.0
-        while True:
-            items = [self._queue.get()]
-            while True:
-                try:
-                    items.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            work = [item for item in items if item is not _STOP]
-            if work:
-                next_pos = self._commit(conn, work, next_pos)
-            if len(work) < len(items):
-                break
-            if time.monotonic() - last_retention > _RETENTION_EVERY_S:
-                last_retention = time.monotonic()
-                self._retain(conn, _now_ms())
-        conn.close()
+        )
+        row = conn.execute(_LAST_END).fetchone()
+        self._next_pos = row[0] if row else 1
 
-    def _commit(self, conn: sqlite3.Connection, work: list[_Pending], pos: int) -> int:
-        group = _Group()
-        in_group: set[int] = set()
-        start = pos
-        for item in work:
-            pos = self._stage(item.batch, group, in_group, pos)
+    def _close_writer(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+    def _commit(self, work: list[Pending]) -> None:
+        conn = self._writer
+        assert conn is not None
+        group = self._stage(work, self._next_pos)
         try:
             conn.execute("BEGIN")
             conn.executemany(
@@ -235,81 +147,14 @@ class SQLiteEventLog:
         except sqlite3.Error as exc:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
-            error = StorageUnavailable(f"could not commit to the event log: {exc}")
-            self._resolve(work, [error] * len(work))
-            return start
-        for hashes, at_ms in group.hashes:
-            self._recent.add(hashes, at_ms)
-        self._resolve(work, group.results)
-        if self._subscribers:
-            self._publish(group)
-        return pos
+            self._failed(work, StorageUnavailable(f"could not commit to the event log: {exc}"))
+            return
+        self._next_pos = group.end_pos
+        self._committed(work, group)
 
-    def _stage(self, batch: IngestBatch, group: _Group, in_group: set[int], pos: int) -> int:
-        events = batch.events
-        hashes = [e.mid_hash for e in events]
-        seen = self._recent.seen(hashes) if hashes else []
-        if not any(seen) and in_group.isdisjoint(hashes) and len(set(hashes)) == len(hashes):
-            # The common case: nothing to split out, the request's JSON array is the chunk.
-            fresh_hashes, blob = hashes, batch.encoded
-            in_group.update(hashes)
-        else:
-            bodies = _split(batch.encoded)
-            fresh_hashes, fresh_bodies = [], []
-            for event, body, was_seen in zip(events, bodies, seen, strict=True):
-                if was_seen or event.mid_hash in in_group:
-                    group.duplicates.append(
-                        (batch.source_id, batch.received_at_ms, event.message_id, bytes(body))
-                    )
-                else:
-                    in_group.add(event.mid_hash)
-                    fresh_hashes.append(event.mid_hash)
-                    fresh_bodies.append(body)
-            blob = b"[" + b",".join(fresh_bodies) + b"]"
-        if fresh_hashes:
-            group.chunks.append(
-                (
-                    pos,
-                    len(fresh_hashes),
-                    batch.source_id,
-                    batch.received_at_ms,
-                    blob,
-                    np.array(fresh_hashes, dtype=np.uint64).tobytes(),
-                )
-            )
-            group.hashes.append((fresh_hashes, batch.received_at_ms))
-            pos += len(fresh_hashes)
-        group.failures.extend(
-            (batch.source_id, batch.received_at_ms, r.index, r.code, r.message, r.raw)
-            for r in batch.rejected
-        )
-        group.results.append(AppendResult(len(fresh_hashes), len(events) - len(fresh_hashes)))
-        return pos
-
-    @staticmethod
-    def _resolve(work: list[_Pending], outcomes: list[Any]) -> None:
-        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any]]] = {}
-        for item, outcome in zip(work, outcomes, strict=True):
-            by_loop.setdefault(item.loop, []).append((item.future, outcome))
-        for loop, pairs in by_loop.items():
-            loop.call_soon_threadsafe(_settle, pairs)
-
-    def _publish(self, group: _Group) -> None:
-        records: list[DebugRecord] = []
-        for pos, _count, source_id, at_ms, events, _hashes in group.chunks:
-            for offset, event in enumerate(codec.loads(events)):
-                records.append(DebugRecord("accepted", source_id, at_ms, pos + offset, event))
-        for source_id, at_ms, _message_id, body in group.duplicates:
-            records.append(DebugRecord("duplicate", source_id, at_ms, 0, codec.loads(body)))
-        for source_id, at_ms, index, code, message, raw in group.failures:
-            error = {"code": code, "message": message, "index": index}
-            records.append(DebugRecord("rejected", source_id, at_ms, 0, _raw(raw), error))
-        for loop, fn in self._subscribers:
-            loop.call_soon_threadsafe(fn, records)
-
-    def _retain(self, conn: sqlite3.Connection, now_ms: int) -> int:
+    def _upkeep(self, now_ms: int) -> None:
         self._recent.expire(now_ms)
-        return self.enforce_retention(now_ms, conn)
+        self.enforce_retention(now_ms, self._writer)
 
     # -- reading -----------------------------------------------------------------
 
@@ -351,7 +196,7 @@ class SQLiteEventLog:
                 " ORDER BY pos DESC LIMIT ?",
                 (source_id, limit),
             )
-            records.extend(_accepted(source_id, rows, limit))
+            records.extend(accepted_records(source_id, rows, limit))
         records.extend(self._side_records(conn, source_id, wanted, "id DESC", 0, limit))
         records.sort(key=lambda r: (r.received_at_ms, r.seq), reverse=True)
         return records[:limit]
@@ -364,7 +209,7 @@ class SQLiteEventLog:
             " ORDER BY pos",
             (source_id, after["accepted"] - MAX_BATCH_EVENTS),
         )
-        records = [r for r in _accepted(source_id, rows, None) if r.seq > after["accepted"]]
+        records = [r for r in accepted_records(source_id, rows, None) if r.seq > after["accepted"]]
         for status in ("rejected", "duplicate"):
             records.extend(self._side_records(conn, source_id, {status}, "id", after[status], None))
         records.sort(key=lambda r: r.received_at_ms)
@@ -398,7 +243,7 @@ class SQLiteEventLog:
                 (source_id, after),
             ):
                 error = {"code": code, "message": message, "index": index}
-                records.append(DebugRecord("rejected", source_id, at_ms, seq, _raw(raw), error))
+                records.append(DebugRecord("rejected", source_id, at_ms, seq, raw_json(raw), error))
         if "duplicate" in wanted:
             for seq, at_ms, body in conn.execute(
                 "SELECT id, received_at, body FROM duplicates"
@@ -435,48 +280,9 @@ class SQLiteEventLog:
 
     def ping(self) -> None:
         """Raise `StorageUnavailable` unless the log can be read and the writer runs."""
-        if self._thread is not None and not self._thread.is_alive():
+        if not self._writer_running():
             raise StorageUnavailable("the log writer has stopped")
         try:
             self._reader().execute("SELECT 1 FROM chunks LIMIT 1").fetchall()
         except sqlite3.Error as exc:
             raise StorageUnavailable(str(exc)) from exc
-
-
-def _accepted(source_id: int, rows: Iterable[Any], limit: int | None) -> list[DebugRecord]:
-    out: list[DebugRecord] = []
-    for pos, at_ms, events in rows:
-        decoded = codec.loads(events)
-        for offset in range(len(decoded) - 1, -1, -1) if limit else range(len(decoded)):
-            out.append(DebugRecord("accepted", source_id, at_ms, pos + offset, decoded[offset]))
-            if limit is not None and len(out) == limit:
-                return out
-    return out
-
-
-_split = msgspec.json.Decoder(list[msgspec.Raw]).decode
-"""Splits a chunk's JSON array into each event's JSON without decoding them."""
-
-
-def _raw(raw: bytes | None) -> Any:
-    """A rejected payload as JSON when it is JSON, else as text."""
-    if raw is None:
-        return None
-    try:
-        return codec.loads(raw)
-    except (codec.DecodeError, RecursionError):
-        return raw.decode("utf-8", "replace")
-
-
-def _settle(pairs: list[tuple["asyncio.Future[Any]", Any]]) -> None:
-    for future, outcome in pairs:
-        if future.done():
-            continue
-        if isinstance(outcome, BaseException):
-            future.set_exception(outcome)
-        else:
-            future.set_result(outcome)
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)

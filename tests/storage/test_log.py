@@ -1,16 +1,15 @@
-"""The SQLite event log: group commit, positions, dedup across restarts, retention."""
+"""The event log on both backends: group commit, positions, dedup across restarts, retention."""
 
 import asyncio
 import time
-from pathlib import Path
 
 import pytest
 
+from tests.storage.conftest import Backend
 from trackway import codec
-from trackway.storage.base import StorageUnavailable
+from trackway.storage.base import EventLog, StorageUnavailable
 from trackway.storage.dedup import message_hash
 from trackway.storage.records import AcceptedEvent, IngestBatch, RejectedEvent
-from trackway.storage.sqlite.log import SQLiteEventLog
 
 
 def batch(source_id: int, ids: list[str], at_ms: int | None = None) -> IngestBatch:
@@ -19,13 +18,13 @@ def batch(source_id: int, ids: list[str], at_ms: int | None = None) -> IngestBat
     return IngestBatch(source_id, at, events, codec.dumps([{"messageId": i} for i in ids]))
 
 
-async def append_all(log: SQLiteEventLog, batches: list[IngestBatch]) -> list[tuple[int, int]]:
+async def append_all(log: EventLog, batches: list[IngestBatch]) -> list[tuple[int, int]]:
     results = await asyncio.gather(*(log.append(b) for b in batches))
     return [(r.accepted, r.duplicates) for r in results]
 
 
-def test_concurrent_appends_get_consecutive_positions(tmp_path: Path) -> None:
-    log = SQLiteEventLog(tmp_path / "log.db")
+def test_concurrent_appends_get_consecutive_positions(backend: Backend) -> None:
+    log = backend.log()
     log.start()
     try:
         batches = [batch(1, [f"m{n}-{i}" for i in range(10)]) for n in range(50)]
@@ -38,8 +37,8 @@ def test_concurrent_appends_get_consecutive_positions(tmp_path: Path) -> None:
         log.close()
 
 
-def test_duplicates_within_a_request_a_group_and_across_restarts(tmp_path: Path) -> None:
-    log = SQLiteEventLog(tmp_path / "log.db")
+def test_duplicates_within_a_request_a_group_and_across_restarts(backend: Backend) -> None:
+    log = backend.log()
     log.start()
     try:
         results = asyncio.run(
@@ -48,7 +47,7 @@ def test_duplicates_within_a_request_a_group_and_across_restarts(tmp_path: Path)
         assert results == [(2, 1), (1, 1), (1, 0)]
     finally:
         log.close()
-    again = SQLiteEventLog(tmp_path / "log.db")
+    again = backend.log()
     again.start()
     try:
         assert asyncio.run(append_all(again, [batch(1, ["a", "c", "d"])])) == [(1, 2)]
@@ -59,14 +58,14 @@ def test_duplicates_within_a_request_a_group_and_across_restarts(tmp_path: Path)
         again.close()
 
 
-def test_window_zero_keeps_no_dedup_memory(tmp_path: Path) -> None:
-    log = SQLiteEventLog(tmp_path / "log.db", dedup_window_s=0)
+def test_window_zero_keeps_no_dedup_memory(backend: Backend) -> None:
+    log = backend.log(dedup_window_s=0)
     log.start()
     try:
         asyncio.run(append_all(log, [batch(1, ["x"], at_ms=0)]))
     finally:
         log.close()
-    again = SQLiteEventLog(tmp_path / "log.db", dedup_window_s=0)
+    again = backend.log(dedup_window_s=0)
     again.start()
     try:
         assert asyncio.run(append_all(again, [batch(1, ["x"])])) == [(1, 0)]
@@ -74,8 +73,8 @@ def test_window_zero_keeps_no_dedup_memory(tmp_path: Path) -> None:
         again.close()
 
 
-def test_rejected_events_are_kept_per_source(tmp_path: Path) -> None:
-    log = SQLiteEventLog(tmp_path / "log.db")
+def test_rejected_events_are_kept_per_source(backend: Backend) -> None:
+    log = backend.log()
     log.start()
     try:
         b = batch(3, ["ok"])
@@ -95,8 +94,8 @@ def test_rejected_events_are_kept_per_source(tmp_path: Path) -> None:
         log.close()
 
 
-def test_retention_deletes_old_records_only(tmp_path: Path) -> None:
-    log = SQLiteEventLog(tmp_path / "log.db", retention_s=3600)
+def test_retention_deletes_old_records_only(backend: Backend) -> None:
+    log = backend.log(retention_s=3600)
     log.start()
     now = int(time.time() * 1000)
     try:
@@ -111,18 +110,14 @@ def test_retention_deletes_old_records_only(tmp_path: Path) -> None:
         log.close()
 
 
-def test_append_fails_loudly_when_the_disk_refuses(tmp_path: Path) -> None:
-    log = SQLiteEventLog(tmp_path / "log.db")
+def test_append_fails_loudly_when_the_disk_refuses(backend: Backend) -> None:
+    log = backend.log()
     log.start()
     try:
-        conn = log._reader()
-        conn.execute(
-            "CREATE TRIGGER refuse BEFORE INSERT ON chunks BEGIN"
-            " SELECT RAISE(FAIL, 'disk full'); END"
-        )
+        backend.refuse_chunks(True)
         with pytest.raises(StorageUnavailable, match="disk full"):
             asyncio.run(log.append(batch(1, ["lost?"])))
-        conn.execute("DROP TRIGGER refuse")
+        backend.refuse_chunks(False)
         # Nothing was acknowledged, so the same messageId is new, not a duplicate.
         assert asyncio.run(append_all(log, [batch(1, ["lost?"])])) == [(1, 0)]
         assert [e.position for e in log.read(0, 10)] == [1]
@@ -130,15 +125,15 @@ def test_append_fails_loudly_when_the_disk_refuses(tmp_path: Path) -> None:
         log.close()
 
 
-def test_append_without_a_running_writer_is_refused(tmp_path: Path) -> None:
-    log = SQLiteEventLog(tmp_path / "log.db")
+def test_append_without_a_running_writer_is_refused(backend: Backend) -> None:
+    log = backend.log()
     with pytest.raises(StorageUnavailable):
         asyncio.run(log.append(batch(1, ["x"])))
     log.close()
 
 
-def test_positions_never_start_over_after_everything_expired(tmp_path: Path) -> None:
-    log = SQLiteEventLog(tmp_path / "log.db", retention_s=3600)
+def test_positions_never_start_over_after_everything_expired(backend: Backend) -> None:
+    log = backend.log(retention_s=3600)
     log.start()
     now = int(time.time() * 1000)
     old = now - 2 * 3600 * 1000
@@ -149,7 +144,7 @@ def test_positions_never_start_over_after_everything_expired(tmp_path: Path) -> 
         assert [e.position for e in log.read(0, 10)] == [3]
     finally:
         log.close()
-    again = SQLiteEventLog(tmp_path / "log.db", retention_s=3600)
+    again = backend.log(retention_s=3600)
     again.start()
     try:
         asyncio.run(append_all(again, [batch(1, ["d"])]))

@@ -1,0 +1,1 @@
+"""The PostgreSQL backend: the event log and the workspace state shared by many processes."""
