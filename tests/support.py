@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 
 from trackway import codec
+from trackway.storage.postgres.state import PostgresStateStore
 from trackway.storage.sqlite.log import SQLiteEventLog
 from trackway.storage.sqlite.state import SQLiteStateStore
 
@@ -114,7 +115,8 @@ def start_server(data_dir: Path, *extra: str, env: dict[str, str] | None = None)
         process.kill()
         raise AssertionError("server did not start:\n" + "\n".join(banner))
     url = next(line.split()[-1] for line in banner if line.startswith("Listening on "))
-    store = SQLiteStateStore(data_dir / "state.db")
+    database = extra[extra.index("--database") + 1] if "--database" in extra else None
+    store = PostgresStateStore(database) if database else SQLiteStateStore(data_dir / "state.db")
     source = store.get_source("default")
     write_key = next(k.key for k in store.write_keys(source.id) if k.expires_at is None)
     store.close()

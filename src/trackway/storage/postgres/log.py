@@ -177,7 +177,7 @@ class PostgresEventLog(GroupCommitLog):
                 conn = connect(self.url)
                 self._local.conn = conn
                 with self._readers_lock:
-                    self._readers.append(conn)
+                    self._readers = [c for c in self._readers if not c.closed] + [conn]
             return conn.execute(sql, tuple(params)).fetchall()
         except psycopg.Error as exc:
             if conn is not None:
