@@ -1,7 +1,7 @@
 """Ingestion benchmark: how many events per second Trackway stores durably.
 
     .venv/bin/python bench/ingest.py [--duration 60] [--mode batch|single|both]
-                                     [--connections N]
+                                     [--connections N] [--database URL]
 
 For each mode it starts `trackway serve` on a fresh temporary data directory, pinned to
 one CPU (`taskset -c 0`, durable `--synchronous full` unless told otherwise), and drives
@@ -16,6 +16,10 @@ errors separately), wrk's latency percentiles, the CPU time of the server and of
 and the server's peak RSS (VmHWM, target <= 300 MB; VmRSS is also sampled). Afterwards
 it stops the server and checks, in the log file itself, that every acknowledged event
 was stored, none twice, and nothing was rejected. See bench/README.md.
+
+With `--database postgresql://...` the server keeps its log and state in a fresh
+database created next to the one named (dropped afterwards unless --keep-data);
+PostgreSQL itself is not pinned, so it shares the cores with the server and wrk.
 """
 
 from __future__ import annotations
@@ -62,8 +66,11 @@ class BenchError(Exception):
 class Server:
     """`trackway serve` in a subprocess, pinned to one CPU."""
 
-    def __init__(self, data_dir: Path, cpu: int, synchronous: str, warehouse: bool) -> None:
+    def __init__(
+        self, data_dir: Path, cpu: int, synchronous: str, warehouse: bool, database: str | None
+    ) -> None:
         self.data_dir = data_dir
+        storage = ["--data-dir", str(data_dir)] + (["--database", database] if database else [])
         self.lines: list[str] = []
         trackway = Path(sys.executable).with_name("trackway")
         base = [str(trackway)] if trackway.exists() else [sys.executable, "-m", "trackway"]
@@ -73,11 +80,11 @@ class Server:
             workspace = data_dir / "ingest-only.yaml"
             workspace.write_text("warehouses:\n  - name: default\n    enabled: false\n")
             subprocess.run(
-                [*base, "apply", str(workspace), "--data-dir", str(data_dir)],
+                [*base, "apply", str(workspace), *storage],
                 check=True,
                 capture_output=True,
             )
-        command = [*base, "serve", "--port", "0", "--data-dir", str(data_dir)]
+        command = [*base, "serve", "--port", "0", *storage]
         command += ["--synchronous", synchronous]
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         env.pop("TRACKWAY_PORT", None)
@@ -414,18 +421,46 @@ class ModeResult:
         return self.requests_ok / self.duration_s
 
 
-def count_log(data_dir: Path) -> dict[str, int]:
-    """Counts read from the log file itself (the server must be stopped)."""
+_COUNTS = {
+    "events": "SELECT coalesce(sum(count), 0) FROM chunks",
+    "chunks": "SELECT count(*) FROM chunks",
+    "failures": "SELECT count(*) FROM failures",
+    "duplicates": "SELECT count(*) FROM duplicates",
+}
+
+
+def count_log(data_dir: Path, database: str | None) -> dict[str, int]:
+    """Counts read from the log itself (the server must be stopped)."""
+    if database:
+        import psycopg
+
+        with psycopg.connect(database, options="-c search_path=trackway") as pg:
+            return {k: int(pg.execute(sql).fetchone()[0]) for k, sql in _COUNTS.items()}  # type: ignore[index]
     conn = sqlite3.connect(f"file:{data_dir / 'log.db'}?mode=ro", uri=True)
     try:
-        return {
-            "events": conn.execute("SELECT coalesce(sum(count), 0) FROM chunks").fetchone()[0],
-            "chunks": conn.execute("SELECT count(*) FROM chunks").fetchone()[0],
-            "failures": conn.execute("SELECT count(*) FROM failures").fetchone()[0],
-            "duplicates": conn.execute("SELECT count(*) FROM duplicates").fetchone()[0],
-        }
+        return {k: conn.execute(sql).fetchone()[0] for k, sql in _COUNTS.items()}
     finally:
         conn.close()
+
+
+def create_database(url: str) -> str:
+    """A new, empty database on the server of `url`; returns its URL."""
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    name = f"trackway_bench_{secrets.token_hex(4)}"
+    with psycopg.connect(url, autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    return make_conninfo(**{**conninfo_to_dict(url), "dbname": name})
+
+
+def drop_database(url: str, database: str) -> None:
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict
+
+    name = conninfo_to_dict(database)["dbname"]
+    with psycopg.connect(url, autocommit=True) as admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 def run_mode(mode: str, args: argparse.Namespace, wrk: str) -> ModeResult:
@@ -439,8 +474,11 @@ def run_mode(mode: str, args: argparse.Namespace, wrk: str) -> ModeResult:
     tmp = Path(tempfile.mkdtemp(prefix=f"trackway-bench-{mode}-", dir=parent))
     data_dir = tmp / "data"
     server = None
+    database = create_database(args.database) if args.database else None
     try:
-        server = Server(data_dir, args.server_cpu, args.synchronous, args.warehouse == "on")
+        server = Server(
+            data_dir, args.server_cpu, args.synchronous, args.warehouse == "on", database
+        )
         affinity = sorted(os.sched_getaffinity(server.pid))
         print(f"  server pid {server.pid} on CPU {affinity}, {server.url}, data in {data_dir}")
         common = dict(
@@ -480,12 +518,14 @@ def run_mode(mode: str, args: argparse.Namespace, wrk: str) -> ModeResult:
         code = server.stop()
         if code not in (0, -signal.SIGTERM):
             raise BenchError(f"the server exited with {code}:\n" + "\n".join(server.lines[-20:]))
-        counts = count_log(data_dir)
+        counts = count_log(data_dir, database)
     finally:
         if server is not None and server.proc.poll() is None:
             server.proc.kill()
         if not args.keep_data:
             shutil.rmtree(tmp, ignore_errors=True)
+            if database:
+                drop_database(args.database, database)
         elif server is not None:
             print(f"  kept {data_dir}")
 
@@ -680,6 +720,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default="off",
         help="off (default): measure ingestion alone; on: with the built-in warehouse's"
         " loader running in the same process (on the same core)",
+    )
+    p.add_argument(
+        "--database",
+        metavar="URL",
+        help="PostgreSQL for the server's log and state: a fresh database is created on"
+        " that server for each mode (default: SQLite in the data directory)",
     )
     p.add_argument("--keep-data", action="store_true", help="keep the data directories")
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON here")
