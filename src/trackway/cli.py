@@ -19,6 +19,8 @@ from trackway.cli_options import (
 from trackway.client.check import EXIT_CODES, check
 from trackway.client.send import DEFAULT_DATA_PLANE, Call, ClientError, build, send
 from trackway.debugger import record_json, record_line
+from trackway.destinations.commands import destinations_group
+from trackway.destinations.secrets import SecretError
 from trackway.integrations import configcat_webhook
 from trackway.reverse_etl.commands import models as models_group
 from trackway.reverse_etl.commands import syncs as syncs_group
@@ -46,7 +48,7 @@ def _store(data_dir: Path) -> StateStore:
     return open_state(storage_settings(data_dir))
 
 
-_friendly = friendly(SourceNotFound, ValueError, workspace_apply.ApplyError)
+_friendly = friendly(SourceNotFound, ValueError, workspace_apply.ApplyError, SecretError)
 
 
 def _duration(ctx: click.Context, param: click.Parameter, value: str) -> float:
@@ -323,7 +325,12 @@ def apply_command(file: Path, dry_run: bool, data_dir: Path) -> None:
     """Make the workspace match a YAML file (creates and updates; never deletes)."""
     spec = workspace_apply.load(file)
     changes = workspace_apply.apply(
-        spec, _store(data_dir), dry_run=dry_run, data_dir=data_dir, base_dir=file.parent
+        spec,
+        _store(data_dir),
+        dry_run=dry_run,
+        data_dir=data_dir,
+        end_of_log=lambda: open_log(storage_settings(data_dir)).last_seqs()["accepted"],
+        base_dir=file.parent,
     )
     if not changes:
         click.echo("Nothing to change.")
@@ -545,6 +552,7 @@ def check_command(write_key: str, data_plane: str, as_json: bool) -> None:
     sys.exit(EXIT_CODES[result.verdict])
 
 
+main.add_command(destinations_group)
 main.add_command(sql_command)
 main.add_command(warehouse_group)
 main.add_command(models_group)

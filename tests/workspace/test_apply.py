@@ -50,7 +50,7 @@ def test_apply_reports_errors_precisely(tmp_path: Path) -> None:
         "sources:\n  - {}\n": "missing required field `name`",
         "sources:\n  - name: a\n  - name: a\n": "declared twice",
         "sources:\n  - name: a\n    type: kafka\n": "unknown type 'kafka'",
-        "destinations: []\n": "unknown field `destinations`",
+        "pipelines: []\n": "unknown field `pipelines`",
         "version: 2\n": "unsupported version 2",
     }
     for text, message in cases.items():

@@ -14,6 +14,7 @@ from trackway import codec
 from trackway.admin.auth import AdminAuth
 from trackway.admin.openapi import OPENAPI
 from trackway.debugger import record_json
+from trackway.destinations.admin import routes as destination_routes
 from trackway.storage.base import EventLog, SourceNotFound, StateStore
 from trackway.storage.records import DebugRecord, Source, Status
 from trackway.warehouse.admin import sql_endpoint
@@ -78,6 +79,7 @@ def admin_app(auth: AdminAuth, store: StateStore, log: EventLog, data_dir: Path)
             Route("/sources/{name}/events", guarded(events), methods=["GET"]),
             Route("/sources/{name}/events/stream", guarded(stream), methods=["GET"]),
             Route("/sql", guarded(sql_endpoint(data_dir, store)), methods=["POST"]),
+            *destination_routes(data_dir, store, log, guarded),
         ]
     )
 

@@ -13,6 +13,105 @@ _EVENTS_PARAMS = [
     {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}},
 ]
 
+_NAME = [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}]
+_OBJECT = {"type": "object", "additionalProperties": True}
+_DESTINATION_ERRORS = {
+    "401": _json(_ERROR, "Missing or wrong admin token"),
+    "404": _json(_ERROR, "No such destination"),
+}
+
+
+def _operation(
+    summary: str,
+    ok: str,
+    parameters: list[dict[str, Any]] | None = None,
+    body: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    operation: dict[str, Any] = {
+        "summary": summary,
+        "parameters": [*_NAME, *(parameters or [])],
+        "responses": {
+            "200": _json(_OBJECT, ok),
+            "400": _json(_ERROR, "Invalid parameter or body"),
+            **_DESTINATION_ERRORS,
+        },
+    }
+    if body is not None:
+        operation["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": body}},
+        }
+    return operation
+
+
+def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"name": name, "in": "query", "schema": schema, "description": description}
+
+
+_DESTINATION_PATHS: dict[str, Any] = {
+    "/api/v1/destinations": {
+        "get": {
+            "summary": "List destinations: lag behind the log, retries waiting, dead letters",
+            "responses": {
+                "200": _json({"type": "array", "items": _OBJECT}, "The destinations"),
+                "401": _json(_ERROR, "Missing or wrong admin token"),
+            },
+        }
+    },
+    "/api/v1/destinations/{name}": {
+        "get": _operation("A destination's declaration (secret settings masked)", "It")
+    },
+    "/api/v1/destinations/{name}/delivery": {
+        "get": _operation(
+            "Event delivery: counts and latency per action, last errors with samples, alerts",
+            "The delivery view",
+            [
+                _query("window", {"type": "string", "default": "24h"}, "Period counted"),
+                _query("errors", {"type": "integer", "default": 5}, "Errors shown"),
+            ],
+        )
+    },
+    "/api/v1/destinations/{name}/test": {
+        "post": _operation(
+            "Event tester: one event through the subscriptions and mappings (no filters)",
+            "Per matched action: payload, request, response, status",
+            body={
+                "type": "object",
+                "required": ["event"],
+                "properties": {"event": _OBJECT, "dry_run": {"type": "boolean"}},
+            },
+        )
+    },
+    "/api/v1/destinations/{name}/replay": {
+        "post": _operation(
+            "Re-deliver the log from a time on (moves the destination's cursor)",
+            "The new position and how many events it re-delivers",
+            body={
+                "type": "object",
+                "required": ["since"],
+                "properties": {"since": {"type": "string"}},
+            },
+        )
+    },
+    "/api/v1/destinations/{name}/dead-letters": {
+        "get": _operation(
+            "The newest dead letters (discarded or out of retries)",
+            "The total and the newest ones",
+            [_query("limit", {"type": "integer", "default": 20}, "How many")],
+        )
+    },
+    "/api/v1/destinations/{name}/resend": {
+        "post": _operation(
+            "Re-send dead letters (all, or `ids`): back into the retry schedule, due now",
+            "How many were re-sent",
+            body={
+                "type": "object",
+                "properties": {"ids": {"type": "array", "items": {"type": "integer"}}},
+            },
+        )
+    },
+}
+
 OPENAPI: dict[str, Any] = {
     "openapi": "3.1.0",
     "info": {"title": "Trackway admin API", "version": "1"},
@@ -139,5 +238,6 @@ OPENAPI: dict[str, Any] = {
                 },
             }
         },
+        **_DESTINATION_PATHS,
     },
 }

@@ -93,6 +93,12 @@ class Action:
     perform: Perform
     perform_batch: PerformBatch | None = None
     default_subscription: str | None = None
+    batch_keys: tuple[str, ...] = ()
+    """Fields whose values must be equal within one batch (a webhook's url and method):
+    payloads are grouped by them before batching."""
+    max_batch_bytes: int | None = None
+    """A cap on a batch's payload bytes lower than the delivery's `batch_bytes` (the
+    receiving API's own request limit)."""
 
     def default_mapping(self) -> dict[str, Any]:
         """The mapping built from the fields' defaults."""
@@ -158,8 +164,7 @@ def check_settings(definition: Definition, values: Mapping[str, Any]) -> dict[st
             setting.type is SettingType.NUMBER and isinstance(value, bool)
         ):
             raise InvalidSettings(
-                f"setting '{setting.name}' must be {_SETTING_NAMES[setting.type]},"
-                f" got {value!r}"
+                f"setting '{setting.name}' must be {_SETTING_NAMES[setting.type]}, got {value!r}"
             )
         if setting.choices and value not in setting.choices:
             choices = ", ".join(repr(c) for c in setting.choices)

@@ -75,10 +75,11 @@ def check_json(value: Any, where: str) -> None:
 
 
 def parse_path(path: Any, site: Site) -> tuple[str, ...]:
-    """`$.a.b[0].c` to its names; the `$.` is optional and `$` alone is the payload."""
+    """`$.a.b[0].c` to its names; the `$.` is optional and `$` (or Segment's `$.`) alone
+    is the payload."""
     if not isinstance(path, str):
         raise site.error(f"a path must be a string, got {type_name(path)}")
-    if path == "$":
+    if path in ("$", "$."):
         return ()
     body = path[2:] if path.startswith("$.") else path
     if not _PATH.fullmatch(body):

@@ -8,6 +8,7 @@ from types import FrameType
 import click
 import uvicorn
 
+from trackway.destinations.worker import Deliveries
 from trackway.reverse_etl.schedule import SchedulerThread
 from trackway.server.app import create_app
 from trackway.settings import Settings
@@ -75,6 +76,7 @@ def serve(settings: Settings) -> None:
         on_started=lambda: click.echo("Ready."),
         workers=[
             Loaders(settings.data_dir, log, store),
+            Deliveries(settings.data_dir, log, store),
             SchedulerThread(settings.data_dir, store, f"http://{_loopback(settings.host)}:{port}"),
         ],
     )

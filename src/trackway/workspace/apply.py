@@ -1,16 +1,19 @@
 """`trackway apply FILE.yaml`: declare the workspace in a file, idempotently.
 
-The file has one list per kind of thing: `sources`, `warehouses`, `models` and `syncs`
-(destinations will be added beside them). Applying creates what is missing and changes
+The file has one list per kind of thing: `sources`, `destinations`, `warehouses`,
+`models` and `syncs`. Applying creates what is missing and changes
 what differs; it never deletes what the file does not name.
 """
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import msgspec
 import yaml
 
+from trackway.destinations import config as destination_config
+from trackway.destinations.secrets import Secrets
 from trackway.integrations import configcat_webhook
 from trackway.reverse_etl.apply import ModelSpec, SyncSpec, apply_reverse_etl
 from trackway.settings import DEFAULT_KEY_GRACE_S
@@ -36,6 +39,7 @@ class WorkspaceFile(msgspec.Struct, forbid_unknown_fields=True):
 
     version: int = 1
     sources: list[SourceSpec] = []
+    destinations: list[destination_config.DestinationSpec] = []
     warehouses: list[warehouse_config.WarehouseSpec] = []
     models: list[ModelSpec] = []
     syncs: list[SyncSpec] = []
@@ -96,11 +100,18 @@ def apply(
     dry_run: bool = False,
     *,
     data_dir: Path,
+    end_of_log: Callable[[], int],
     base_dir: Path | None = None,
 ) -> list[str]:
-    """Make the store match the file; returns one line per change (empty: nothing to do)."""
-    # Models and syncs are checked against their databases first, so that a bad one
-    # changes nothing; they are stored after the sources.
+    """Make the store match the file; returns one line per change (empty: nothing to do).
+
+    `end_of_log` gives the log's last position: where a new destination starts reading.
+    """
+    # Destinations, models and syncs are checked first (models against their databases),
+    # so that a bad one changes nothing; they are stored after the sources.
+    base = base_dir if base_dir is not None else Path.cwd()
+    secrets = Secrets.of(data_dir)
+    destination_config.apply(spec.destinations, store, secrets, end_of_log, True, base_dir=base)
     apply_reverse_etl(spec.models, spec.syncs, store, True, data_dir=data_dir, base_dir=base_dir)
     changes: list[str] = []
     for want in spec.sources:
@@ -138,6 +149,9 @@ def apply(
             )
             if not dry_run:
                 store.rotate_key(want.name, DEFAULT_KEY_GRACE_S, want.write_key)
+    changes += destination_config.apply(
+        spec.destinations, store, secrets, end_of_log, dry_run, base_dir=base
+    )
     changes += warehouse_config.apply(spec.warehouses, store, dry_run)
     return changes + apply_reverse_etl(
         spec.models, spec.syncs, store, dry_run, data_dir=data_dir, base_dir=base_dir

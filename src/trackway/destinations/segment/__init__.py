@@ -82,6 +82,9 @@ SEND = Action(
     perform=_perform,
     perform_batch=_perform_batch,
     default_subscription=ALL_EVENTS,
+    # Segment's tracking API (and Trackway's) refuses requests over 500 KB; leave room
+    # for the batch's envelope
+    max_batch_bytes=480_000,
 )
 
 DEFINITION = Definition(

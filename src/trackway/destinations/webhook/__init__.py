@@ -40,11 +40,8 @@ def _perform(payload: dict[str, Any], settings: SettingValues) -> Request:
 
 
 def _perform_batch(payloads: list[dict[str, Any]], settings: SettingValues) -> Request:
-    """One request with the JSON array of the events' data.
-
-    The URL, method and headers are the first payload's: a batch is meant to hold
-    events whose mapping gives them the same (as in Segment, which batches by them).
-    """
+    """One request with the JSON array of the events' data (the framework batches only
+    payloads with equal url, method and headers: `batch_keys`)."""
     return _request(payloads[0], [payload.get("data") for payload in payloads], settings)
 
 
@@ -103,6 +100,7 @@ SEND = Action(
     perform=_perform,
     perform_batch=_perform_batch,
     default_subscription=ALL_EVENTS,
+    batch_keys=("url", "method", "headers"),
 )
 
 DEFINITION = Definition(

@@ -1,0 +1,239 @@
+"""`trackway destinations ...`: list and inspect destinations, see their deliveries, test
+an event, replay the log, and re-send dead letters."""
+
+import contextlib
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import click
+import msgspec
+
+from trackway import codec
+from trackway.cli_options import (
+    data_dir_option,
+    friendly,
+    json_option,
+    parse_since,
+    storage_settings,
+)
+from trackway.destinations import config, operations, report
+from trackway.destinations.config import DestinationConfigError
+from trackway.destinations.framework import InvalidSettings
+from trackway.destinations.secrets import SecretError
+from trackway.destinations.state.sqlite import SQLiteDeliveryStore
+from trackway.server.run import open_log, open_state
+from trackway.settings import parse_duration
+
+_friendly = friendly(ValueError, DestinationConfigError, SecretError, InvalidSettings)
+
+
+@click.group(name="destinations")
+def destinations_group() -> None:
+    """Destinations: where events are delivered (declare them with `trackway apply`)."""
+
+
+@contextlib.contextmanager
+def _delivery_store(data_dir: Path) -> Iterator[SQLiteDeliveryStore]:
+    store = SQLiteDeliveryStore.of(data_dir)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def _end_of_log(data_dir: Path) -> int:
+    log = open_log(storage_settings(data_dir))
+    try:
+        return log.last_seqs()["accepted"]
+    finally:
+        log.close()
+
+
+@destinations_group.command(name="list")
+@data_dir_option
+@json_option
+@_friendly
+def list_command(data_dir: Path, as_json: bool) -> None:
+    """The destinations, with how far behind the log each is and what waits."""
+    specs = config.destinations(open_state(storage_settings(data_dir)))
+    end = _end_of_log(data_dir)
+    with _delivery_store(data_dir) as store:
+        rows = operations.overview(specs, store, end)
+    if as_json:
+        click.echo(codec.dumps_text(rows))
+        return
+    if not rows:
+        click.echo("No destinations. Declare them under `destinations:` in a workspace file.")
+        return
+    header = ("NAME", "TYPE", "ENABLED", "SUBSCRIPTIONS", "LAG", "RETRYING", "DEAD LETTERS")
+    lines = [header] + [tuple(str(v) for v in row.values()) for row in rows]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    for line in lines:
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)))
+
+
+@destinations_group.command(name="show")
+@click.argument("name")
+@data_dir_option
+@_friendly
+def show_command(name: str, data_dir: Path) -> None:
+    """A destination's declaration as stored (secret settings are masked)."""
+    spec = config.find(open_state(storage_settings(data_dir)), name)
+    shown: dict[str, Any] = msgspec.to_builtins(spec)
+    shown["settings"] = config.shown_settings(spec)
+    click.echo(codec.dumps_text(shown))
+
+
+@destinations_group.command(name="delivery")
+@click.argument("name")
+@click.option(
+    "--window", default="24h", show_default=True, help="Count events over this last period."
+)
+@click.option(
+    "--errors",
+    "error_count",
+    default=5,
+    show_default=True,
+    type=click.IntRange(0, 100),
+    help="Show this many of the last errors, each with its samples.",
+)
+@data_dir_option
+@json_option
+@_friendly
+def delivery_command(
+    name: str, window: str, error_count: int, data_dir: Path, as_json: bool
+) -> None:
+    """Event delivery: per action delivered, retried, discarded, dead-lettered, filtered,
+    latency (p50/p95), then the last errors with the event, request and response."""
+    spec = config.find(open_state(storage_settings(data_dir)), name)
+    end = _end_of_log(data_dir)
+    with _delivery_store(data_dir) as store:
+        found = report.delivery_report(spec, store, end, parse_duration(window), error_count)
+    click.echo(codec.dumps_text(found) if as_json else report.render(found))
+
+
+@destinations_group.command(name="test")
+@click.argument("name")
+@click.option(
+    "--event",
+    "event_file",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="A JSON file holding one event.",
+)
+@click.option("--dry-run", is_flag=True, help="Show the requests without sending them.")
+@data_dir_option
+@json_option
+@_friendly
+def test_command(name: str, event_file: Path, dry_run: bool, data_dir: Path, as_json: bool) -> None:
+    """Send one event through the destination's subscriptions and mappings (not its
+    filters) and show, per matched action, the request and the real response."""
+    event = _read_event(event_file)
+    destination = operations.compiled(open_state(storage_settings(data_dir)), data_dir, name)
+    result = operations.run_test(destination, event, dry_run)
+    if as_json:
+        click.echo(codec.dumps_text(result))
+        return
+    if result.message:
+        click.echo(result.message)
+    for tested in result.actions:
+        click.echo(f"== {tested.subscription} → {tested.action}: {tested.status}")
+        if tested.error:
+            click.echo(f"   error: {tested.error}")
+        if tested.request is not None:
+            request = tested.request
+            click.echo(f"   request:  {request['method']} {request['url']}")
+            for header, value in request["headers"].items():
+                click.echo(f"             {header}: {value}")
+            click.echo(f"             {request['body']}")
+        if tested.response is not None:
+            response = tested.response
+            click.echo(f"   response: HTTP {response['status']} ({response['elapsed_ms']} ms)")
+            click.echo(f"             {response['body']}")
+
+
+def _read_event(path: Path) -> dict[str, Any]:
+    try:
+        event = codec.loads(path.read_bytes())
+    except OSError as exc:
+        raise ValueError(f"cannot read {path}: {exc.strerror}") from exc
+    except codec.DecodeError as exc:
+        raise ValueError(f"{path} is not JSON: {exc}") from exc
+    if not isinstance(event, dict):
+        raise ValueError(f"{path} must hold one event (a JSON object)")
+    return event
+
+
+@destinations_group.command(name="replay")
+@click.argument("name")
+@click.option(
+    "--since",
+    required=True,
+    help="Deliver again the events received since this time (ISO 8601 with an offset) or"
+    " this long ago (e.g. 2h).",
+)
+@data_dir_option
+@_friendly
+def replay_command(name: str, since: str, data_dir: Path) -> None:
+    """Re-deliver events from the log by moving the destination's cursor back.
+
+    Works while the server runs (its worker continues from the new position). Events
+    keep their messageId, so receivers that dedupe by it see each event once.
+    """
+    since_ms = parse_since(since)
+    spec = config.find(open_state(storage_settings(data_dir)), name)
+    log = open_log(storage_settings(data_dir))
+    try:
+        with _delivery_store(data_dir) as store:
+            moved = operations.replay(spec, log, store, since_ms)
+    finally:
+        log.close()
+    click.echo(
+        f"Replaying {moved['events']} events to '{name}' (from position {moved['position']})."
+    )
+
+
+@destinations_group.command(name="dead-letters")
+@click.argument("name")
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 10_000))
+@data_dir_option
+@json_option
+@_friendly
+def dead_letters_command(name: str, limit: int, data_dir: Path, as_json: bool) -> None:
+    """The newest dead letters: events discarded or out of retries, kept until re-sent."""
+    spec = config.find(open_state(storage_settings(data_dir)), name)
+    with _delivery_store(data_dir) as store:
+        letters = store.dead_letters(spec.name, limit)
+        total = store.dead_letter_count(spec.name)
+    if as_json:
+        click.echo(codec.dumps_text([msgspec.to_builtins(d) for d in letters]))
+        return
+    click.echo(f"{total} dead letters for '{name}'" + (f" (newest {limit}):" if letters else "."))
+    for letter in letters:
+        when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(letter.failed_at_ms / 1000))
+        message_id = letter.event.get("messageId", "?")
+        click.echo(
+            f"  #{letter.id} {when} {letter.subscription}: {letter.reason} after"
+            f" {letter.attempts} attempt(s): {letter.error} (messageId {message_id})"
+        )
+
+
+@destinations_group.command(name="resend")
+@click.argument("name")
+@click.option(
+    "--id",
+    "ids",
+    multiple=True,
+    type=int,
+    help="Re-send only this dead letter (repeatable); default: all of them.",
+)
+@data_dir_option
+@_friendly
+def resend_command(name: str, ids: tuple[int, ...], data_dir: Path) -> None:
+    """Re-send dead letters: they go back into the retry schedule, due now."""
+    spec = config.find(open_state(storage_settings(data_dir)), name)
+    with _delivery_store(data_dir) as store:
+        moved = operations.resend(spec, store, list(ids) or None)
+    click.echo(f"{moved} dead letter(s) of '{name}' will be delivered again.")

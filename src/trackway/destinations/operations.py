@@ -1,0 +1,73 @@
+"""What the CLI and the admin API both do with destinations: the overview, the event
+tester with real transports, replay and re-sending dead letters."""
+
+import time
+from pathlib import Path
+from typing import Any
+
+from trackway.destinations import config, tester
+from trackway.destinations.config import DestinationSpec
+from trackway.destinations.pipeline import Destination
+from trackway.destinations.secrets import Secrets
+from trackway.destinations.state import DeliveryStore
+from trackway.destinations.worker import http_transport
+from trackway.storage.base import EventLog, StateStore
+from trackway.storage.positions import position_at
+
+
+def overview(
+    specs: list[DestinationSpec], store: DeliveryStore, end_of_log: int
+) -> list[dict[str, Any]]:
+    """One row per destination: how far behind the log it is and what waits."""
+    rows = []
+    for spec in specs:
+        cursor = store.cursor(spec.name, spec.start_position or 0)
+        rows.append(
+            {
+                "name": spec.name,
+                "type": spec.type,
+                "enabled": spec.enabled,
+                "subscriptions": len(spec.subscriptions or []),
+                "lag_events": max(0, end_of_log - cursor.position),
+                "retry_waiting": store.waiting(spec.name),
+                "dead_letters": store.dead_letter_count(spec.name),
+            }
+        )
+    return rows
+
+
+def compiled(state: StateStore, data_dir: Path, name: str) -> Destination:
+    """The stored destination `name`, compiled with its decrypted settings."""
+    spec = config.find(state, name)
+    return Destination(spec, config.plain_settings(spec, Secrets.of(data_dir)))
+
+
+def run_test(destination: Destination, event: dict[str, Any], dry_run: bool) -> tester.TestResult:
+    """The event tester with the destination's real transport (none for a dry run) and,
+    when it has an insert function, a one-process function pool."""
+    from trackway.functions import FunctionPool
+
+    transport = None if dry_run else http_transport(destination)
+    pool = FunctionPool(workers=1) if destination.spec.function else None
+    try:
+        return tester.test_event(destination, event, transport, pool)
+    finally:
+        if transport is not None:
+            transport.close()
+        if pool is not None:
+            pool.close()
+
+
+def replay(
+    spec: DestinationSpec, log: EventLog, store: DeliveryStore, since_ms: int
+) -> dict[str, int]:
+    """Move the destination's cursor back to the first event received at `since_ms`."""
+    position = position_at(log, since_ms)
+    events = log.last_seqs()["accepted"] - position
+    store.move_cursor(spec.name, position)
+    return {"position": position, "events": events}
+
+
+def resend(spec: DestinationSpec, store: DeliveryStore, ids: list[int] | None) -> int:
+    """Put dead letters (all, or those ids) back into the retry schedule, due now."""
+    return store.resend(spec.name, ids, int(time.time() * 1000))

@@ -1,0 +1,105 @@
+"""A workspace for the delivery tests: a real SQLite log and state, destinations applied
+as from a workspace file, and the destination workers running in this process."""
+
+import asyncio
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from trackway import codec
+from trackway.destinations import config
+from trackway.destinations.secrets import Secrets
+from trackway.destinations.state import Counts
+from trackway.destinations.worker import Deliveries
+from trackway.storage.dedup import message_hash
+from trackway.storage.records import AcceptedEvent, IngestBatch
+from trackway.storage.sqlite.log import SQLiteEventLog
+from trackway.storage.sqlite.state import SQLiteStateStore
+
+
+def track(event: str = "Order Completed", **fields: Any) -> dict[str, Any]:
+    """A stored (normalized) track event with a fresh messageId."""
+    return {
+        "messageId": str(uuid.uuid4()),
+        "type": "track",
+        "event": event,
+        "userId": "user-1",
+        "properties": {"total": 10},
+        "context": {"library": {"name": "analytics-python", "version": "2.4.0"}},
+        "timestamp": "2026-11-22T10:00:00.123Z",
+        "receivedAt": "2026-11-22T10:00:00.300Z",
+        **fields,
+    }
+
+
+class Workspace:
+    """A data directory with a running log, a state store and (after `start`) the
+    destination workers."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.log = SQLiteEventLog(data_dir / "log.db")
+        self.log.start()
+        self.store = SQLiteStateStore(data_dir / "state.db")
+        self.deliveries: Deliveries | None = None
+
+    def apply(self, *destinations: dict[str, Any]) -> list[str]:
+        return config.apply(
+            [msgspec.convert(d, config.DestinationSpec) for d in destinations],
+            self.store,
+            Secrets.of(self.data_dir),
+            lambda: self.log.last_seqs()["accepted"],
+            base_dir=self.data_dir,
+        )
+
+    def send(self, *events: dict[str, Any], source_id: int = 1) -> None:
+        """Append events to the log as one request."""
+        accepted = [
+            AcceptedEvent(e["messageId"], message_hash(source_id, e["messageId"])) for e in events
+        ]
+        batch = IngestBatch(source_id, int(time.time() * 1000), accepted, codec.dumps(list(events)))
+        asyncio.run(self.log.append(batch))
+
+    def start(self) -> Deliveries:
+        self.deliveries = Deliveries(self.data_dir, self.log, self.store)
+        self.deliveries.start()
+        return self.deliveries
+
+    def counts(self, name: str) -> Counts:
+        assert self.deliveries is not None
+        total = Counts()
+        for counts in self.deliveries.delivery_store.counts(name, 0).values():
+            total.add(counts)
+        return total
+
+    def close(self) -> None:
+        if self.deliveries is not None:
+            self.deliveries.stop()
+        self.log.close()
+        self.store.close()
+
+
+def webhook(name: str, url: str, **extra: Any) -> dict[str, Any]:
+    """A webhook destination sending every event to `url` (loopback allowed)."""
+    delivery = {"allow_private_addresses": True, **extra.pop("delivery", {})}
+    return {
+        "name": name,
+        "type": "webhook",
+        "settings": {"url": url},
+        "delivery": delivery,
+        **extra,
+    }
+
+
+def received_ids(requests: Iterator[Any] | list[Any]) -> list[str]:
+    """The messageIds in the bodies a fake server received (objects or arrays)."""
+    ids: list[str] = []
+    for request in requests:
+        body = codec.loads(request.body)
+        for event in body if isinstance(body, list) else [body]:
+            ids.append(event["messageId"])
+    return ids
