@@ -82,6 +82,12 @@ _DESTINATION_PATHS: dict[str, Any] = {
             },
         )
     },
+    "/api/v1/destinations/{name}/authentication": {
+        "post": _operation(
+            "Test the destination's credentials (its authentication test)",
+            "`ok`, a message, and the request and response when one was sent",
+        )
+    },
     "/api/v1/destinations/{name}/replay": {
         "post": _operation(
             "Re-deliver the log from a time on (moves the destination's cursor)",

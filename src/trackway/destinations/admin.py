@@ -108,12 +108,18 @@ def routes(data_dir: Path, state: StateStore, log: EventLog, guarded: Guard) -> 
         with delivery_store() as store:
             return {"resent": operations.resend(spec, store, ids)}
 
+    def authentication(request: Request, body: bytes) -> Any:
+        return operations.authenticate(
+            operations.compiled(state, data_dir, request.path_params["name"])
+        )
+
     prefix = "/destinations/{name}"
     return [
         Route("/destinations", handle(overview), methods=["GET"]),
         Route(prefix, handle(show), methods=["GET"]),
         Route(f"{prefix}/delivery", handle(delivery), methods=["GET"]),
         Route(f"{prefix}/test", handle(test), methods=["POST"]),
+        Route(f"{prefix}/authentication", handle(authentication), methods=["POST"]),
         Route(f"{prefix}/replay", handle(replay), methods=["POST"]),
         Route(f"{prefix}/dead-letters", handle(dead_letters), methods=["GET"]),
         Route(f"{prefix}/resend", handle(resend), methods=["POST"]),

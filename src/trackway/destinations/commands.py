@@ -2,6 +2,7 @@
 an event, replay the log, and re-send dead letters."""
 
 import contextlib
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -164,6 +165,26 @@ def _read_event(path: Path) -> dict[str, Any]:
     if not isinstance(event, dict):
         raise ValueError(f"{path} must hold one event (a JSON object)")
     return event
+
+
+@destinations_group.command(name="auth")
+@click.argument("name")
+@data_dir_option
+@json_option
+@_friendly
+def auth_command(name: str, data_dir: Path, as_json: bool) -> None:
+    """Test the destination's credentials (its authentication test); exit status 1 when
+    they are refused."""
+    destination = operations.compiled(open_state(storage_settings(data_dir)), data_dir, name)
+    result = operations.authenticate(destination)
+    if as_json:
+        click.echo(codec.dumps_text(result))
+    else:
+        click.echo(result["message"])
+        if not result["ok"] and "response" in result:
+            click.echo(f"response: {result['response']['body']}")
+    if not result["ok"]:
+        sys.exit(1)
 
 
 @destinations_group.command(name="replay")

@@ -7,9 +7,11 @@ from typing import Any
 
 from trackway.destinations import config, tester
 from trackway.destinations.config import DestinationSpec
+from trackway.destinations.framework import InvalidSettings
 from trackway.destinations.pipeline import Destination
 from trackway.destinations.secrets import Secrets
 from trackway.destinations.state import DeliveryStore
+from trackway.destinations.transport import TransportError
 from trackway.destinations.worker import http_transport
 from trackway.storage.base import EventLog, StateStore
 from trackway.storage.positions import position_at
@@ -71,3 +73,36 @@ def replay(
 def resend(spec: DestinationSpec, store: DeliveryStore, ids: list[int] | None) -> int:
     """Put dead letters (all, or those ids) back into the retry schedule, due now."""
     return store.resend(spec.name, ids, int(time.time() * 1000))
+
+
+def authenticate(destination: Destination) -> dict[str, Any]:
+    """Run the destination's authentication test: its settings are checked, then the
+    request that proves the credentials is sent; `ok` says whether they work."""
+    definition = destination.definition
+    result: dict[str, Any] = {"destination": destination.name, "ok": True, "message": ""}
+    if definition.authentication is None:
+        result["message"] = f"{definition.title} has no authentication test."
+        return result
+    try:
+        request = definition.authentication(destination.settings)
+    except InvalidSettings as exc:
+        return {**result, "ok": False, "message": str(exc)}
+    if request is None:
+        result["message"] = "The settings are valid (there is nothing to ask the destination)."
+        return result
+    result["request"] = destination.sample_request(request)
+    transport = http_transport(destination)
+    try:
+        response = transport.send(request)
+    except TransportError as exc:
+        return {**result, "ok": False, "message": f"{exc.kind}: {exc.message}"}
+    finally:
+        transport.close()
+    result["response"] = destination.sample_response(response)
+    result["ok"] = 200 <= response.status < 300
+    result["message"] = (
+        f"The credentials were accepted (HTTP {response.status})."
+        if result["ok"]
+        else f"The destination refused the credentials (HTTP {response.status})."
+    )
+    return result

@@ -6,6 +6,7 @@ insert function → each matched action's mapping → payload validation → the
 """
 
 import random
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -154,7 +155,7 @@ class Destination:
         }
         return {
             "method": request.method,
-            "url": self._mask(request.url),
+            "url": _SECRET_QUERY.sub(rf"\1{MASK}", self._mask(request.url)),
             "headers": headers,
             "body": self._mask(_text(request.body)),
         }
@@ -184,6 +185,12 @@ class Destination:
 
 
 _SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "x-api-key", "cookie"})
+_SECRET_QUERY = re.compile(
+    r"([?&][^=&#]*(?:secret|token|password|passwd|api_?key|apikey|signature)[^=&#]*=)[^&#]*",
+    re.IGNORECASE,
+)
+"""Query parameters whose values are masked in samples, whatever their origin (a secret
+derived from a setting, as Kameleoon's decoded API key, is not a setting's value)."""
 
 
 def _subscription(
