@@ -18,7 +18,7 @@ def declare(tmp_path: Path, url: str, sitecode: str = "1q2w3e4r5t") -> Path:
         "destinations:\n"
         "  - name: kam\n"
         "    type: kameleoon\n"
-        "    settings: {apiKey: \"${TEST_KAMELEOON_KEY}\", sitecode: "
+        '    settings: {apiKey: "${TEST_KAMELEOON_KEY}", sitecode: '
         + sitecode
         + ", endpoint: "
         + url
