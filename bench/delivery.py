@@ -772,7 +772,12 @@ def start_server(args: argparse.Namespace, mode: str) -> tuple[Server, Path, Pat
         print(f"  warning: {parent} is {kind}; fsync costs nothing there (use --data-dir)")
     tmp = Path(tempfile.mkdtemp(prefix=f"trackway-bench-delivery-{mode}-", dir=parent))
     data_dir = tmp / "data"
-    server = Server(data_dir, args.server_cpu, args.synchronous, warehouse=False, database=None)
+    try:
+        server = Server(data_dir, args.server_cpu, args.synchronous, warehouse=False, database=None)
+    except BaseException:
+        if not args.keep_data:
+            shutil.rmtree(tmp, ignore_errors=True)
+        raise
     print(
         f"  server pid {server.pid} on CPU {sorted(os.sched_getaffinity(server.pid))},"
         f" {server.url}, data in {data_dir}",
