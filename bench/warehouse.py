@@ -151,6 +151,57 @@ def peak_rss_mb() -> float:
     raise RuntimeError("no VmHWM in /proc/self/status")
 
 
+def _rss_kb(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+class TotalRss:
+    """Samples the RSS of this process plus its children (the loader plans in a child
+    process) every 50 ms; `peak_mb` is the highest sum seen."""
+
+    def __init__(self) -> None:
+        self.peak_kb = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> TotalRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        me = os.getpid()
+        while not self._stop.wait(0.05):
+            total = _rss_kb(me) + sum(_rss_kb(child) for child in _children(me))
+            self.peak_kb = max(self.peak_kb, total)
+
+    @property
+    def peak_mb(self) -> float:
+        return self.peak_kb / 1024
+
+
 def run_trackway(work: Path, batch: int) -> dict[str, Any]:
     from trackway.warehouse.config import WarehouseSpec
     from trackway.warehouse.duckdb import DuckDBWarehouse
@@ -168,7 +219,8 @@ def run_trackway(work: Path, batch: int) -> dict[str, Any]:
         totals["rejected"] += result.rejected
 
     start = time.perf_counter()
-    loader.catch_up(on_batch=count)  # what a loader does with a backlog
+    with TotalRss() as total_rss:
+        loader.catch_up(on_batch=count)  # what a loader does with a backlog
     seconds = time.perf_counter() - start
     log.close()
     tables = warehouse.query(
@@ -183,6 +235,7 @@ def run_trackway(work: Path, batch: int) -> dict[str, Any]:
         "tracks_rows": tracks,
         "seconds": seconds,
         "peak_rss_mb": peak_rss_mb(),
+        "peak_total_rss_mb": total_rss.peak_mb,
     }
 
 
@@ -400,7 +453,11 @@ def main() -> None:
         )
         print(f"| Trackway / dlt | {ratio:.1f}x | >= {TARGET_RATIO:g}x |")
         print(f"| peak RSS, dlt | {peer['peak_rss_mb']:.0f} MB | |")
-    print(f"| peak RSS, Trackway loader | {ours['peak_rss_mb']:.0f} MB | <= {TARGET_RSS_MB} MB |")
+    print(
+        f"| peak RSS, Trackway loader + its planning process (sampled sum) |"
+        f" {ours['peak_total_rss_mb']:.0f} MB (loader alone: {ours['peak_rss_mb']:.0f} MB)"
+        f" | <= {TARGET_RSS_MB} MB |"
+    )
     if lag is not None:
         print(
             f"| end-to-end lag at {lag['achieved_rate']:,.0f} events/s | max"

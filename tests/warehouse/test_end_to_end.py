@@ -43,17 +43,19 @@ def sql(server: Server, query: str) -> list[dict[str, Any]]:
 
 
 def load_all(server: Server) -> int:
-    """Run the default warehouse's loader here until it has caught up with the log."""
+    """Load the default warehouse here until it has caught up with the log; returns the
+    events in the warehouse (the server's own loader may have loaded some of them)."""
     store = SQLiteStateStore(server.data_dir / "state.db")
     log = server.log()
     try:
         spec = default_spec()
         warehouse = open_warehouse(spec, server.data_dir)
         loader = WarehouseLoader(spec, warehouse, log, lambda: sources(store))
-        events = 0
-        while (result := loader.run_once()) is not None:
-            events += result.events
-        return events
+        while loader.run_once() is not None:
+            pass
+        stats = warehouse.stats()
+        warehouse.close()
+        return stats.events if stats is not None else 0
     finally:
         log.close()
         store.close()

@@ -92,6 +92,10 @@ class QueryResult:
 class Warehouse(Protocol):
     """One configured warehouse on its engine."""
 
+    engine: str
+    """The engine's name (`duckdb`, `postgres`): plans are prepared for it
+    (planning.prepare)."""
+
     def session(self) -> AbstractContextManager[Session]:
         """A connection for loading; raises `WarehouseUnavailable`."""
         ...

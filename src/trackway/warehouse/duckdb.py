@@ -107,6 +107,8 @@ def open_file(
 class DuckDBWarehouse:
     """The `Warehouse` on a DuckDB file."""
 
+    engine = "duckdb"
+
     def __init__(self, path: Path, open_wait_s: float = _OPEN_WAIT_S) -> None:
         self.path = path
         self.open_wait_s = open_wait_s
@@ -242,7 +244,7 @@ class DuckDBSession:
                 self._evolve(table)
                 target = _qualified(table)
                 types = {c: SQL_TYPES[t] for c, t in table.columns.items()}
-                rows = list(table.rows.values())
+                rows = table.encoded if table.encoded is not None else list(table.rows.values())
                 if table.merge:
                     self._upsert(target, types, rows, ("id",), merge=True)
                     continue
@@ -324,7 +326,7 @@ class DuckDBSession:
         self,
         target: str,
         types: dict[str, str],
-        rows: list[dict[str, Any]],
+        rows: list[dict[str, Any]] | bytes,
         key: tuple[str, ...],
         merge: bool,
     ) -> None:
@@ -343,8 +345,20 @@ class DuckDBSession:
             )
 
 
+_ENCODED: dict[str, Any] = {}
+"""The row left in `TableLoad.rows` once the rows are encoded (never changed)."""
+
+
+def encode_rows(plan: LoadPlan) -> None:
+    """Encode each table's rows as the JSON array `load` reads (in the planning process:
+    the loading thread then only runs statements); only the rows' ids stay."""
+    for table in plan.tables:
+        table.encoded = codec.dumps(list(table.rows.values()))
+        table.rows = dict.fromkeys(table.rows, _ENCODED)
+
+
 @contextmanager
-def _json_rows(rows: list[dict[str, Any]], types: dict[str, str]) -> Iterator[str]:
+def _json_rows(rows: list[dict[str, Any]] | bytes, types: dict[str, str]) -> Iterator[str]:
     """Rows as a `read_json` table expression over a temporary file.
 
     DuckDB parses JSON in C++ without Python's GIL, so the loader's next micro-batch
@@ -353,7 +367,7 @@ def _json_rows(rows: list[dict[str, Any]], types: dict[str, str]) -> Iterator[st
     fd, name = tempfile.mkstemp(prefix="trackway-load-", suffix=".json")
     try:
         with os.fdopen(fd, "wb") as out:
-            out.write(codec.dumps(rows))
+            out.write(rows if isinstance(rows, bytes) else codec.dumps(rows))
         spec = ", ".join(f"'{_literal(c)}': '{t}'" for c, t in types.items())
         yield (
             f"read_json('{_literal(name)}', format = 'array', columns = {{{spec}}},"

@@ -5,14 +5,11 @@ as the rows, so a crash between the two cannot happen; rows are upserted by `id`
 loading an event twice (a reload) leaves one row. Together: exactly once in the tables.
 """
 
-import contextlib
 import logging
-import queue
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 from trackway.storage.base import EventLog, StateStore
@@ -21,6 +18,7 @@ from trackway.warehouse.config import WarehouseSpec, warehouses
 from trackway.warehouse.engines import open_warehouse, sources
 from trackway.warehouse.naming import source_schemas
 from trackway.warehouse.plan import LoadPlan, Planner
+from trackway.warehouse.planning import Job, PlanningProcess, log_location, read_plan
 
 logger = logging.getLogger("trackway.warehouse")
 
@@ -28,11 +26,6 @@ SourceList = Callable[[], list[tuple[int, str]]]
 """Returns (source id, source name) of every source."""
 
 _POLL_S = 0.25
-_READ_EVENTS = 1_000
-"""Events read from the log at a time while planning a micro-batch: each part's decoded
-events are dropped before the next is read (less memory, cheaper garbage collections)."""
-_PLAN_EVENTS = 32
-"""Events planned between two yields of the GIL (see `_read_plan`)."""
 _REFRESH_S = 1.0
 _BACKOFF_FIRST_S = 1.0
 _BACKOFF_MAX_S = 30.0
@@ -88,84 +81,56 @@ class WarehouseLoader:
         position `end` (default: the end of the log now), in one session; returns the
         number of events loaded.
 
-        While the warehouse writes one micro-batch, a second thread reads and plans the
-        next one (the engines release the GIL while they work). Loading events again
+        While the warehouse writes one micro-batch, a child process reads and plans the
+        next one (planning.py says why a process). Loading events again
         replaces their rows (by `id`), and the cursor never moves back, so this also
         serves reloads, while a server loads the same warehouse too. Setting `cancel`
-        stops it after the micro-batches already planned.
+        stops it after the micro-batch being loaded.
         """
         end = self.log.last_seqs()["accepted"] if end is None else end
+        location = log_location(self.log)
+        if location is None:
+            raise TypeError(f"cannot plan in another process for {type(self.log).__name__}")
         loaded = 0
         with self.warehouse.session() as session:
             after = session.position() if after is None else after
-            planner = Planner(session.catalog(), self.spec.max_columns)
-            plans: queue.Queue[LoadPlan | BaseException | None] = queue.Queue(maxsize=1)
-            stop = threading.Event()
-
-            def produce() -> None:
-                position = after
-                try:
-                    while position < end and not stop.is_set():
-                        if cancel is not None and cancel.is_set():
-                            break
-                        limit = min(self.spec.batch_size, end - position)
-                        plan = self._read_plan(planner, position, limit)
-                        if plan is None:
-                            break
-                        plans.put(plan)
-                        position = plan.position
-                    plans.put(None)
-                except BaseException as exc:  # handed to the loading thread
-                    plans.put(exc)
-
-            producer = threading.Thread(target=produce, name="trackway-warehouse-planner")
-            producer.start()
+            if after >= end:
+                return 0
+            self._refresh_schemas()
+            job = Job(
+                location,
+                session.catalog(),
+                self.spec.max_columns,
+                dict(self._schemas),
+                after,
+                end,
+                self.spec.batch_size,
+                self.warehouse.engine,
+            )
+            planning = PlanningProcess(job, self._lookup)
             try:
-                while (item := plans.get()) is not None:
-                    if isinstance(item, BaseException):
-                        raise item
-                    result = self._load(session, item)
+                for plan in planning:
+                    result = self._load(session, plan)
                     self.position = max(self.position or 0, result.position)
                     loaded += result.events
                     if on_batch is not None:
                         on_batch(result)
+                    if cancel is not None and cancel.is_set():
+                        break
             finally:
-                stop.set()
-                while producer.is_alive():  # unblock a producer waiting to hand a plan over
-                    with contextlib.suppress(queue.Empty):
-                        plans.get(timeout=0.05)
-                producer.join()
+                planning.close()
         return loaded
 
     def _read_plan(self, planner: Planner, after: int, limit: int) -> LoadPlan | None:
-        """The plan of up to `limit` events after position `after`; None when none waits.
+        """The plan of up to `limit` events after position `after`; None when none waits."""
+        return read_plan(self.log, planner, after, limit, self._schemas, self._lookup)
 
-        The events are read and planned a part at a time, so that only one part's
-        decoded events are held at once.
-        """
-        planner.begin(datetime.now(UTC).isoformat().replace("+00:00", "Z"))
-        count = 0
-        while count < limit:
-            wanted = min(_READ_EVENTS, limit - count)
-            events = self.log.read(after, wanted)
-            if not events:
-                break
-            if any(e.source_id not in self._schemas for e in events):
-                self._schemas = source_schemas(self.sources())
-                for e in events:  # a source unknown even now: keep its events all the same
-                    self._schemas.setdefault(e.source_id, f"source_{e.source_id}")
-            for start in range(0, len(events), _PLAN_EVENTS):
-                planner.add(events[start : start + _PLAN_EVENTS], self._schemas)
-                # DuckDB takes the GIL back many times per statement: while a thread
-                # writes a micro-batch, a thread that keeps the GIL for its whole
-                # switch interval (5 ms) slows it down several times over.
-                time.sleep(0)
-            after = events[-1].position
-            count += len(events)
-            if len(events) < wanted:  # the end of the log
-                break
-            del events
-        return planner.end() if count else None
+    def _lookup(self, source_ids: list[int]) -> dict[int, str]:
+        self._refresh_schemas()
+        return dict(self._schemas)
+
+    def _refresh_schemas(self) -> None:
+        self._schemas = source_schemas(self.sources())
 
     @staticmethod
     def _load(session: Session, plan: LoadPlan) -> LoadResult:

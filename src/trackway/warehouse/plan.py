@@ -71,6 +71,9 @@ class TableLoad:
     rows: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Rows by `id`: a second event with the same id in one batch replaces (or, for
     `users`, merges into) the first."""
+    encoded: bytes | None = None
+    """The rows already encoded as a JSON array, when an engine prepared the plan in
+    another process (`rows` then keeps only the ids, with empty rows)."""
 
     def column_values(self) -> tuple[list[str], list[list[Any]]]:
         """The columns the rows have values for, and one list of values per column."""

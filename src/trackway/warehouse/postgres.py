@@ -76,6 +76,8 @@ ORDER BY n.nspname, c.relname, a.attnum
 class PostgresWarehouse:
     """The `Warehouse` on a PostgreSQL database (a libpq URL)."""
 
+    engine = "postgres"
+
     def __init__(self, url: str, connect_timeout_s: int = _CONNECT_TIMEOUT_S) -> None:
         self.url = url
         self.connect_timeout_s = connect_timeout_s

@@ -1,0 +1,215 @@
+"""Reading and planning micro-batches, in the loading thread or in a child process.
+
+`read_plan` turns the log's next events into one `LoadPlan`. A backlog
+(`WarehouseLoader.catch_up`) is planned in a child process (`PlanningProcess`) while the
+parent's thread writes the previous micro-batch: the planning is pure Python and the
+engines' bindings take the GIL back many times per statement, so in one process the
+two barely overlap; in two they use two cores (bench/RESULTS.md, "Warehouse"). The
+child also encodes rows the way the engine loads them (`prepare`), so the parent does
+little more than run the engine's statements.
+
+The child speaks pickle frames over its stdin/stdout (it is this same code, started by
+this process): a `Job`, then plans, with a question back when it meets a source it has
+no schema for.
+"""
+
+import os
+import pickle
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+from trackway.storage.base import EventLog
+from trackway.warehouse.plan import Catalog, LoadPlan, Planner
+
+READ_EVENTS = 1_000
+"""Events read from the log at a time while planning a micro-batch: each part's decoded
+events are dropped before the next is read (less memory, cheaper garbage collections)."""
+_PLAN_EVENTS = 32
+"""Events planned between two yields of the GIL (in the loading thread)."""
+
+Schemas = Callable[[list[int]], dict[int, str]]
+"""Gives the warehouse schema of every source id asked for (and of the others known)."""
+
+
+class PlanningError(Exception):
+    """The planning process failed; the message holds its error."""
+
+
+def read_plan(
+    log: EventLog,
+    planner: Planner,
+    after: int,
+    limit: int,
+    schemas: dict[int, str],
+    lookup: Schemas,
+    yield_gil: bool = True,
+) -> LoadPlan | None:
+    """The plan of up to `limit` events after position `after`; None when none waits.
+
+    `schemas` is updated (through `lookup`) when events of an unknown source appear.
+    """
+    planner.begin(datetime.now(UTC).isoformat().replace("+00:00", "Z"))
+    count = 0
+    while count < limit:
+        wanted = min(READ_EVENTS, limit - count)
+        events = log.read(after, wanted)
+        if not events:
+            break
+        unknown = sorted({e.source_id for e in events if e.source_id not in schemas})
+        if unknown:
+            schemas.update(lookup(unknown))
+            for source_id in unknown:  # unknown even now: keep its events all the same
+                schemas.setdefault(source_id, f"source_{source_id}")
+        if yield_gil:
+            for start in range(0, len(events), _PLAN_EVENTS):
+                planner.add(events[start : start + _PLAN_EVENTS], schemas)
+                # A thread that keeps the GIL for its whole switch interval (5 ms) slows
+                # a thread writing with DuckDB down several times over.
+                time.sleep(0)
+        else:
+            planner.add(events, schemas)
+        after = events[-1].position
+        count += len(events)
+        if len(events) < wanted:  # the end of the log
+            break
+        del events
+    return planner.end() if count else None
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """What the planning process plans: positions `after` < p <= `end` of the log."""
+
+    log: tuple[str, str]
+    """("sqlite", path) or ("postgresql", url)."""
+    catalog: Catalog
+    max_columns: int
+    schemas: dict[int, str]
+    after: int
+    end: int
+    batch_size: int
+    engine: str
+    """The warehouse's engine type: its `prepare` runs on each plan."""
+
+
+def log_location(log: EventLog) -> tuple[str, str] | None:
+    """How another process opens this log (None: it cannot)."""
+    from trackway.storage.postgres.log import PostgresEventLog
+    from trackway.storage.sqlite.log import SQLiteEventLog
+
+    if isinstance(log, SQLiteEventLog):
+        return ("sqlite", str(log.path))
+    if isinstance(log, PostgresEventLog):
+        return ("postgresql", log.url)
+    return None
+
+
+def prepare(engine: str, plan: LoadPlan) -> LoadPlan:
+    """Encode a plan's rows as its engine loads them (DuckDB: JSON arrays)."""
+    if engine == "duckdb":
+        from trackway.warehouse.duckdb import encode_rows
+
+        encode_rows(plan)
+    return plan
+
+
+class PlanningProcess:
+    """A child process planning a backlog; iterate over it for the plans, in order."""
+
+    def __init__(self, job: Job, lookup: Schemas) -> None:
+        self._lookup = lookup
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "trackway.warehouse.planning"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        assert self._process.stdin is not None and self._process.stdout is not None
+        self._to, self._from = self._process.stdin, self._process.stdout
+        _write(self._to, job)
+
+    def __iter__(self) -> Iterator[LoadPlan]:
+        while True:
+            kind, value = _read(self._from)
+            if kind == "plan":
+                yield value
+            elif kind == "sources":
+                _write(self._to, self._lookup(value))
+            elif kind == "done":
+                return
+            else:
+                raise PlanningError(str(value))
+
+    def close(self) -> None:
+        """Stop the process (at once, if it is still planning)."""
+        if self._process.poll() is None:
+            self._process.kill()
+        self._process.wait()
+        for pipe in (self._to, self._from, self._process.stderr):
+            if pipe is not None:
+                pipe.close()
+
+
+def _write(stream: IO[bytes], value: Any) -> None:
+    data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+    stream.write(len(data).to_bytes(8, "big") + data)
+    stream.flush()
+
+
+def _read(stream: IO[bytes]) -> Any:
+    header = stream.read(8)
+    if len(header) < 8:
+        raise PlanningError("the planning process ended unexpectedly")
+    return pickle.loads(stream.read(int.from_bytes(header, "big")))
+
+
+def _open_log(location: tuple[str, str]) -> EventLog:
+    kind, where = location
+    if kind == "postgresql":
+        from trackway.storage.postgres.log import PostgresEventLog
+
+        return PostgresEventLog(where)
+    from trackway.storage.sqlite.log import SQLiteEventLog
+
+    return SQLiteEventLog(Path(where))
+
+
+def main() -> None:
+    """The planning process: read a Job on stdin, write plans on stdout."""
+    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+    sys.stdout = sys.stderr  # nothing else may write into the frames
+    job: Job = _read(stdin)
+    log = _open_log(job.log)
+
+    def lookup(source_ids: list[int]) -> dict[int, str]:
+        _write(stdout, ("sources", source_ids))
+        found: dict[int, str] = _read(stdin)
+        return found
+
+    try:
+        planner = Planner(job.catalog, job.max_columns)
+        schemas = dict(job.schemas)
+        position = job.after
+        while position < job.end:
+            limit = min(job.batch_size, job.end - position)
+            plan = read_plan(log, planner, position, limit, schemas, lookup, yield_gil=False)
+            if plan is None:
+                break
+            _write(stdout, ("plan", prepare(job.engine, plan)))
+            position = plan.position
+        _write(stdout, ("done", None))
+    except Exception as exc:  # reported to the parent, which raises it
+        _write(stdout, ("error", f"{type(exc).__name__}: {exc}"))
+    finally:
+        log.close()
+        os.close(stdout.fileno())
+
+
+if __name__ == "__main__":
+    main()
