@@ -26,6 +26,7 @@ from trackway.reverse_etl.commands import models as models_group
 from trackway.reverse_etl.commands import syncs as syncs_group
 from trackway.server.run import open_log, open_state, serve
 from trackway.settings import (
+    Role,
     Settings,
     env,
     parse_duration,
@@ -118,6 +119,16 @@ def main() -> None:
     help="Address or CIDR of a proxy whose X-Forwarded-For is believed "
     "(repeatable, or comma-separated).",
 )
+@click.option(
+    "--role",
+    type=click.Choice(["all", "api", "worker"]),
+    default="all",
+    envvar="TRACKWAY_ROLE",
+    show_default=True,
+    help="api: the tracking and admin APIs only. worker: the background workers "
+    "(destinations, warehouse loaders, scheduled syncs) with /health, /ready and "
+    "/metrics only. all: both.",
+)
 @_friendly
 def serve_command(
     data_dir: Path,
@@ -127,9 +138,11 @@ def serve_command(
     dedup_window: float,
     retention: float,
     trusted_proxy: tuple[str, ...],
+    role: Role,
 ) -> None:
-    """Run the tracking API and the admin API in one process."""
+    """Run the tracking API, the admin API and the background workers."""
     settings = Settings(
+        role=role,
         data_dir=data_dir,
         database_url=database_url(),
         host=host,

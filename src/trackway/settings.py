@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Literal
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+Role = Literal["api", "worker", "all"]
+"""What `trackway serve` runs: the HTTP APIs, the background workers, or both."""
 
 DEFAULT_DATA_DIR = Path("trackway-data")
 DEFAULT_KEY_GRACE_S = 24 * 3600.0
@@ -27,6 +29,7 @@ class Settings:
     trusted_proxies: tuple[Network, ...] = field(default_factory=tuple)
     max_pending_events: int = 250_000
     admin_token: str | None = None
+    role: Role = "all"
 
     @property
     def log_path(self) -> Path:

@@ -1,5 +1,6 @@
-"""A workspace for the delivery tests: a real SQLite log and state, destinations applied
-as from a workspace file, and the destination workers running in this process."""
+"""A workspace for the delivery tests: a real log and state (SQLite files, or PostgreSQL
+with a database URL), destinations applied as from a workspace file, and the
+destination workers running in this process."""
 
 import asyncio
 import time
@@ -15,10 +16,10 @@ from trackway.destinations import config
 from trackway.destinations.secrets import Secrets
 from trackway.destinations.state import Counts
 from trackway.destinations.worker import Deliveries
+from trackway.server.run import open_log, open_state
+from trackway.settings import Settings
 from trackway.storage.dedup import message_hash
 from trackway.storage.records import AcceptedEvent, IngestBatch
-from trackway.storage.sqlite.log import SQLiteEventLog
-from trackway.storage.sqlite.state import SQLiteStateStore
 
 
 def track(event: str = "Order Completed", **fields: Any) -> dict[str, Any]:
@@ -40,11 +41,12 @@ class Workspace:
     """A data directory with a running log, a state store and (after `start`) the
     destination workers."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, database_url: str | None = None) -> None:
         self.data_dir = data_dir
-        self.log = SQLiteEventLog(data_dir / "log.db")
+        self.settings = Settings(data_dir=data_dir, database_url=database_url)
+        self.log = open_log(self.settings)
         self.log.start()
-        self.store = SQLiteStateStore(data_dir / "state.db")
+        self.store = open_state(self.settings)
         self.deliveries: Deliveries | None = None
 
     def apply(self, *destinations: dict[str, Any]) -> list[str]:
@@ -65,7 +67,7 @@ class Workspace:
         asyncio.run(self.log.append(batch))
 
     def start(self) -> Deliveries:
-        self.deliveries = Deliveries(self.data_dir, self.log, self.store)
+        self.deliveries = Deliveries(self.settings, self.log, self.store)
         self.deliveries.start()
         return self.deliveries
 

@@ -13,9 +13,10 @@ from tests.destinations.support import Workspace, received_ids, track, webhook
 from tests.support import until
 
 
-@pytest.fixture
-def workspace(tmp_path: Path) -> Iterator[Workspace]:
-    ws = Workspace(tmp_path)
+@pytest.fixture(params=["sqlite", "postgres"])
+def workspace(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Workspace]:
+    url = request.getfixturevalue("pg_url") if request.param == "postgres" else None
+    ws = Workspace(tmp_path, url)
     yield ws
     ws.close()
 

@@ -12,16 +12,20 @@ import psycopg
 import pytest
 
 from trackway.storage.postgres.connect import connect
+from trackway.storage.postgres.leases import PostgresLeases
 from trackway.storage.postgres.log import PostgresEventLog
 from trackway.storage.postgres.migrations import migrate
 from trackway.storage.postgres.state import PostgresStateStore
+from trackway.storage.sqlite.leases import SQLiteLeases
 from trackway.storage.sqlite.log import SQLiteEventLog
 from trackway.storage.sqlite.state import SQLiteStateStore
 
 PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 _EMPTY = """
-    TRUNCATE chunks, failures, duplicates, write_keys, sources, admin_tokens, objects
+    TRUNCATE chunks, failures, duplicates, write_keys, sources, admin_tokens, objects,
+        leases, delivery_cursors, delivery_retries, delivery_dead_letters, delivery_stats,
+        delivery_errors, delivery_alerts
         RESTART IDENTITY CASCADE;
     UPDATE head SET next_pos = 1;
     UPDATE state_version SET version = 0
@@ -70,6 +74,11 @@ class Backend:
         if self.url is None:
             return SQLiteStateStore(self.path / "state.db")
         return PostgresStateStore(self.url)
+
+    def leases(self) -> SQLiteLeases | PostgresLeases:
+        if self.url is None:
+            return SQLiteLeases(self.path / "leases.db")
+        return PostgresLeases(self.url)
 
     def refuse_chunks(self, refuse: bool) -> None:
         """Make every insert into the log's chunks fail ("disk full"), or stop that."""

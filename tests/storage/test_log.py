@@ -1,6 +1,7 @@
 """The event log on both backends: group commit, positions, dedup across restarts, retention."""
 
 import asyncio
+import threading
 import time
 
 import pytest
@@ -152,3 +153,35 @@ def test_positions_never_start_over_after_everything_expired(backend: Backend) -
         assert [e.position for e in again.read(0, 10)][-1] == 4
     finally:
         again.close()
+
+
+def test_a_consumer_waits_for_commits_of_any_process(backend: Backend) -> None:
+    writer, reader = backend.log(), backend.log()  # as two processes
+    writer.start()
+    try:
+        asyncio.run(writer.append(batch(1, ["a"])))
+        started = time.monotonic()
+        reader.wait_for(0, 5)  # already past: at once
+        reader.wait_for(1, 0.3)  # nothing new: the timeout
+        assert 0.25 <= time.monotonic() - started < 1.5
+
+        woke: list[float] = []
+
+        def wait() -> None:
+            reader.wait_for(1, 10)
+            woke.append(time.monotonic())
+
+        waiter = threading.Thread(target=wait)
+        waiter.start()
+        time.sleep(0.3)
+        sent = time.monotonic()
+        asyncio.run(writer.append(batch(1, ["b"])))
+        waiter.join()
+        assert woke and woke[0] - sent < 0.5  # woken by the commit, not the timeout
+        own = time.monotonic()
+        asyncio.run(writer.append(batch(1, ["c"])))
+        writer.wait_for(2, 10)  # this process's own commit wakes it at once
+        assert time.monotonic() - own < 0.5
+    finally:
+        writer.close()
+        reader.close()

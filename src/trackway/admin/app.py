@@ -2,7 +2,6 @@
 
 import asyncio
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any, get_args
 
 from starlette.concurrency import run_in_threadpool
@@ -15,6 +14,7 @@ from trackway.admin.auth import AdminAuth
 from trackway.admin.openapi import OPENAPI
 from trackway.debugger import record_json
 from trackway.destinations.admin import routes as destination_routes
+from trackway.settings import Settings
 from trackway.storage.base import EventLog, SourceNotFound, StateStore
 from trackway.storage.records import DebugRecord, Source, Status
 from trackway.warehouse.admin import sql_endpoint
@@ -29,7 +29,7 @@ def _error(code: str, message: str, status: int) -> JSONResponse:
     return JSONResponse({"code": code, "message": message}, status)
 
 
-def admin_app(auth: AdminAuth, store: StateStore, log: EventLog, data_dir: Path) -> Router:
+def admin_app(auth: AdminAuth, store: StateStore, log: EventLog, settings: Settings) -> Router:
     """The ASGI app mounted at `/api/v1`."""
 
     def guarded(handler: Any) -> Any:
@@ -78,8 +78,8 @@ def admin_app(auth: AdminAuth, store: StateStore, log: EventLog, data_dir: Path)
             Route("/sources", guarded(sources), methods=["GET"]),
             Route("/sources/{name}/events", guarded(events), methods=["GET"]),
             Route("/sources/{name}/events/stream", guarded(stream), methods=["GET"]),
-            Route("/sql", guarded(sql_endpoint(data_dir, store)), methods=["POST"]),
-            *destination_routes(data_dir, store, log, guarded),
+            Route("/sql", guarded(sql_endpoint(settings.data_dir, store)), methods=["POST"]),
+            *destination_routes(settings, store, log, guarded),
         ]
     )
 

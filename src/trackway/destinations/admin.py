@@ -4,7 +4,6 @@ replay, dead letters and re-sending them."""
 
 import contextlib
 from collections.abc import Awaitable, Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -19,19 +18,20 @@ from trackway.destinations import config, operations, report
 from trackway.destinations.config import DestinationNotFound
 from trackway.destinations.framework import InvalidSettings
 from trackway.destinations.secrets import SecretError
-from trackway.destinations.state.sqlite import SQLiteDeliveryStore
-from trackway.settings import parse_duration
+from trackway.destinations.state import DeliveryStore, open_delivery_store
+from trackway.settings import Settings, parse_duration
 from trackway.storage.base import EventLog, StateStore
 
 Guard = Callable[[Callable[[Request], Awaitable[Response]]], Any]
 
 
-def routes(data_dir: Path, state: StateStore, log: EventLog, guarded: Guard) -> list[Route]:
+def routes(settings: Settings, state: StateStore, log: EventLog, guarded: Guard) -> list[Route]:
     """The routes, each behind the admin API's token check (`guarded`)."""
+    data_dir = settings.data_dir
 
     @contextlib.contextmanager
-    def delivery_store() -> Iterator[SQLiteDeliveryStore]:
-        store = SQLiteDeliveryStore.of(data_dir)
+    def delivery_store() -> Iterator[DeliveryStore]:
+        store = open_delivery_store(settings)
         try:
             yield store
         finally:

@@ -23,7 +23,7 @@ from trackway.destinations import config, operations, report
 from trackway.destinations.config import DestinationConfigError
 from trackway.destinations.framework import InvalidSettings
 from trackway.destinations.secrets import SecretError
-from trackway.destinations.state.sqlite import SQLiteDeliveryStore
+from trackway.destinations.state import DeliveryStore, open_delivery_store
 from trackway.server.run import open_log, open_state
 from trackway.settings import parse_duration
 
@@ -36,8 +36,8 @@ def destinations_group() -> None:
 
 
 @contextlib.contextmanager
-def _delivery_store(data_dir: Path) -> Iterator[SQLiteDeliveryStore]:
-    store = SQLiteDeliveryStore.of(data_dir)
+def _delivery_store(data_dir: Path) -> Iterator[DeliveryStore]:
+    store = open_delivery_store(storage_settings(data_dir))
     try:
         yield store
     finally:

@@ -8,30 +8,38 @@ delivers the window again (at least once; messageIds are kept, so receivers dedu
 Due retries are delivered between windows. When every attempt of windows in a row
 failed and will be retried (the destination looks down), the worker waits longer
 between windows, so the retry schedule does not swallow the whole log meanwhile.
+
+With several worker processes on one storage, each destination is worked by the one
+process holding its lease (`destination:<name>`); a worker that loses its lease stops
+before the lease can be taken, and the process taking over starts from the stored
+cursor, so only the window that was in flight can be delivered twice.
 """
 
+import functools
 import logging
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 from trackway.destinations import alerts, config
 from trackway.destinations.config import DestinationSpec
 from trackway.destinations.delivery import Delivery, Functions, Job
 from trackway.destinations.pipeline import Destination
 from trackway.destinations.secrets import Secrets
-from trackway.destinations.state import Cursor, DeliveryStore, Outcome
-from trackway.destinations.state.sqlite import SQLiteDeliveryStore
+from trackway.destinations.state import Cursor, DeliveryStore, Outcome, open_delivery_store
 from trackway.destinations.transport import Transport
+from trackway.settings import Settings
 from trackway.storage.base import EventLog, StateStore
+from trackway.storage.leases import LeaseHolder, Leases
 
 logger = logging.getLogger("trackway.destinations")
 
 TransportFactory = Callable[[Destination], Transport]
 
-_POLL_S = 0.05
+_IDLE_WAIT_S = 0.25
+"""At the end of the log, how long a worker waits for new events before it looks at
+due retries and a cursor moved by hand again (new events wake it at once)."""
 _REFRESH_S = 1.0
 _ALERT_EVERY_S = 5.0
 _DOWN_WAIT_MAX_S = 60.0
@@ -62,8 +70,12 @@ class DestinationWorker:
         store: DeliveryStore,
         transport: Transport,
         functions: Functions | None,
+        leased: Callable[[], bool] = lambda: True,
     ) -> None:
         self.destination = destination
+        self.leased = leased
+        """Whether this process still holds the destination's lease: checked before
+        each window, so a worker never starts one after losing it."""
         self.log = log
         self.store = store
         self.transport = transport
@@ -84,6 +96,14 @@ class DestinationWorker:
     def start(self) -> None:
         self._thread.start()
 
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def signal_stop(self) -> None:
+        """Stop after the window in progress, without waiting for it."""
+        self._stop.set()
+
     def stop(self, timeout: float = 30.0) -> None:
         """Finish the window in progress and stop."""
         self._stop.set()
@@ -98,17 +118,19 @@ class DestinationWorker:
         if start is None:
             start = self.log.last_seqs()["accepted"]
         cursor = self.store.cursor(spec.name, start)
-        while not self._stop.is_set():
+        while not self._stop.is_set() and self.leased():
             try:
                 if self._retry_due():
                     continue
                 wait = self._down_wait()
                 if wait and self._stop.wait(wait):
                     break
+                if not self.leased():
+                    break
                 cursor, read = self._window(cursor)
                 self._check_alerts()
-                if not read:
-                    self._stop.wait(_POLL_S)
+                if not read and not self._stop.is_set():
+                    self.log.wait_for(cursor.position, _IDLE_WAIT_S)
             except Exception:
                 logger.exception("destination %s: delivery failed; retrying", spec.name)
                 self._stop.wait(1.0)
@@ -181,26 +203,29 @@ class Deliveries:
     """The workers of every enabled destination of a workspace: a worker of
     `trackway serve` (`start()`, `stop()`).
 
-    About once a second it re-reads the destinations and restarts the workers of those
-    that changed; a destination that cannot start (e.g. its secrets cannot be
+    About once a second it re-reads the destinations, takes the leases of those it can
+    work (with `leases`, shared by every worker process), and starts, restarts or stops
+    workers to match; a destination that cannot start (e.g. its secrets cannot be
     decrypted) is logged and retried.
     """
 
     def __init__(
         self,
-        data_dir: Path,
+        settings: Settings,
         log: EventLog,
         store: StateStore,
         transports: TransportFactory = http_transport,
         functions: Callable[[], Functions] | None = None,
+        leases: Leases | None = None,
     ) -> None:
-        self.data_dir = data_dir
+        self.data_dir = settings.data_dir
         self.log = log
         self.store = store
         self.transports = transports
         self._functions_factory = functions or _function_pool
         self._functions: Functions | None = None
-        self.delivery_store: DeliveryStore = SQLiteDeliveryStore.of(data_dir)
+        self.delivery_store: DeliveryStore = open_delivery_store(settings)
+        self.leases = LeaseHolder(leases, self._lost)
         self.running: dict[str, tuple[DestinationSpec, DestinationWorker]] = {}
         self._failed: dict[str, DestinationSpec] = {}
         self._stopped = threading.Event()
@@ -212,10 +237,12 @@ class Deliveries:
         self._watcher.start()
 
     def refresh(self) -> None:
-        """Make the running workers match the enabled destinations."""
-        wanted = {s.name: s for s in config.destinations(self.store) if s.enabled}
+        """Make the running workers match the enabled destinations whose lease is held."""
+        enabled = {s.name: s for s in config.destinations(self.store) if s.enabled}
+        held = self.leases.hold(_lease_key(name) for name in enabled)
+        wanted = {name: spec for name, spec in enabled.items() if _lease_key(name) in held}
         for name, (spec, worker) in list(self.running.items()):
-            if wanted.get(name) != spec:
+            if wanted.get(name) != spec or not worker.alive:
                 worker.stop()
                 del self.running[name]
         secrets: Secrets | None = None
@@ -230,28 +257,36 @@ class Deliveries:
                 self._failed[name] = spec
                 continue
             self._failed.pop(name, None)
+            key = _lease_key(name)
             worker = DestinationWorker(
                 destination,
                 self.log,
                 self.delivery_store,
                 self.transports(destination),
                 self._function_pool() if spec.function else None,
+                leased=functools.partial(self.leases.holds, key),
             )
             worker.start()
             self.running[name] = (spec, worker)
 
     def stop(self) -> None:
-        """Stop every worker (each finishes its window)."""
+        """Stop every worker (each finishes its window), then give the leases up."""
         self._stopped.set()
         if self._watcher is not None:
             self._watcher.join()
         for _spec, worker in self.running.values():
             worker.stop()
         self.running.clear()
+        self.leases.close()
         close = getattr(self._functions, "close", None)
         if close is not None:
             close()
         self.delivery_store.close()
+
+    def _lost(self, key: str) -> None:
+        entry = self.running.get(key.removeprefix("destination:"))
+        if entry is not None:
+            entry[1].signal_stop()
 
     def _function_pool(self) -> Functions:
         if self._functions is None:
@@ -264,6 +299,10 @@ class Deliveries:
                 self.refresh()
             except Exception:
                 logger.exception("destination specs could not be read")
+
+
+def _lease_key(destination: str) -> str:
+    return f"destination:{destination}"
 
 
 def _function_pool() -> Functions:

@@ -5,6 +5,9 @@ started (at once if it never ran). A sync with `schedule.cron` is due when the
 expression fired after its last run started (or, if it never ran, after the worker
 started). A worker that was down runs each overdue sync once, not once per missed
 firing. Every run, failed ones included, is kept in the run history.
+
+With several worker processes, each sync's schedule is worked by the process holding its
+lease (`sync:<name>`); losing the lease ends a run in progress after its current batch.
 """
 
 import logging
@@ -23,6 +26,7 @@ from trackway.reverse_etl.state import Run, SyncStore
 from trackway.reverse_etl.state.sqlite import SQLiteSyncStore
 from trackway.settings import parse_duration
 from trackway.storage.base import StateStore
+from trackway.storage.leases import LeaseHolder, Leases
 
 POLL_S = 1.0
 """How often the worker looks for due syncs (and notices syncs added by `apply`)."""
@@ -79,7 +83,8 @@ class SchedulerThread(threading.Thread):
     """The worker that runs due syncs, one at a time, until `stop()`.
 
     `own_data_plane` is the server's own origin (for syncs to Trackway's own ingest).
-    A sync already running elsewhere (`trackway syncs run`) is skipped this time.
+    A sync already running elsewhere (`trackway syncs run`) is skipped this time, and so
+    is a sync whose schedule another worker process holds (with `leases`).
     """
 
     def __init__(
@@ -88,17 +93,23 @@ class SchedulerThread(threading.Thread):
         store: StateStore,
         own_data_plane: str,
         poll_s: float = POLL_S,
+        leases: Leases | None = None,
     ) -> None:
         super().__init__(name="trackway-syncs", daemon=True)
         self.data_dir = data_dir
         self.store = store
         self.own_data_plane = own_data_plane
         self.poll_s = poll_s
+        self.leases = LeaseHolder(leases, self._lost)
         self._stopping = threading.Event()
+        self._cancel = threading.Event()
+        """Ends the run in progress: set by `stop()`, or when its lease is lost."""
+        self._running: str | None = None
 
     def stop(self, timeout: float | None = 30.0) -> None:
         """Ask the worker to stop (a run in progress ends after its current batch); wait."""
         self._stopping.set()
+        self._cancel.set()
         if self.is_alive():
             self.join(timeout)
 
@@ -112,17 +123,29 @@ class SchedulerThread(threading.Thread):
                     syncs,
                     self.own_data_plane,
                     client,
-                    stop=self._stopping,
+                    stop=self._cancel,
                 )
                 scheduler = Scheduler(self.store, syncs, time.time())
                 while not self._stopping.is_set():
+                    scheduled = [n for n, s in config.syncs(self.store).items() if s.schedule]
+                    self.leases.hold(_lease_key(name) for name in scheduled)
                     for name in scheduler.due(time.time()):
+                        if not self.leases.holds(_lease_key(name)):
+                            continue
+                        self._running = _lease_key(name)
+                        self._cancel.clear()
                         if self._stopping.is_set():
                             break
                         self._run_one(runner, name)
+                        self._running = None
                     self._stopping.wait(self.poll_s)
         finally:
+            self.leases.close()
             syncs.close()
+
+    def _lost(self, key: str) -> None:
+        if key == self._running:
+            self._cancel.set()
 
     def _run_one(self, runner: Runner, name: str) -> None:
         try:
@@ -137,6 +160,10 @@ class SchedulerThread(threading.Thread):
             return
         if run.status not in ("succeeded", "partial"):
             _log.warning("scheduled run %d of sync %r %s: %s", run.id, name, run.status, run.error)
+
+
+def _lease_key(sync: str) -> str:
+    return f"sync:{sync}"
 
 
 def _unix(stamp: str) -> float:

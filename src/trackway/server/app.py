@@ -8,7 +8,7 @@ from typing import Protocol
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Mount, Route
+from starlette.routing import BaseRoute, Mount, Route
 
 from trackway.admin.app import admin_app
 from trackway.admin.auth import AdminAuth
@@ -42,8 +42,10 @@ def create_app(
 
     The log's writer and the `workers` are started and stopped with the app's lifespan:
     on shutdown the workers stop first, then everything already acknowledged or queued
-    is committed.
+    is committed. A worker process (`settings.role == "worker"`) serves only health,
+    readiness and metrics, and never starts the log's writer.
     """
+    serves_api = settings.role != "worker"
     metrics = Metrics()
     sources = SourceCache(store)
     ingestor = Ingestor(log, sources, metrics, settings)
@@ -71,7 +73,8 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        log.start()
+        if serves_api:
+            log.start()
         task = asyncio.create_task(refresh_sources())
         for worker in workers:
             worker.start()
@@ -85,20 +88,19 @@ def create_app(
                 worker.stop()
             log.close()
 
-    return Starlette(
-        routes=[
-            Route("/health", health, methods=["GET"]),
-            Route("/ready", ready, methods=["GET"]),
-            Route("/metrics", metrics_endpoint, methods=["GET"]),
+    routes: list[BaseRoute] = [
+        Route("/health", health, methods=["GET"]),
+        Route("/ready", ready, methods=["GET"]),
+        Route("/metrics", metrics_endpoint, methods=["GET"]),
+    ]
+    if serves_api:
+        routes += [
             Mount(
                 "/v1", app=tracking_app(ingestor, {"configcat": configcat_webhook.parser(store)})
             ),
             Mount(
                 "/api/v1",
-                app=admin_app(
-                    AdminAuth(store, settings.admin_token), store, log, settings.data_dir
-                ),
+                app=admin_app(AdminAuth(store, settings.admin_token), store, log, settings),
             ),
-        ],
-        lifespan=lifespan,
-    )
+        ]
+    return Starlette(routes=routes, lifespan=lifespan)

@@ -1,4 +1,9 @@
-"""Running `trackway serve`: first-start set-up, the banner, and uvicorn."""
+"""Running `trackway serve`: first-start set-up, the banner, and uvicorn.
+
+`--role` picks what this process runs: `api` (the tracking and admin APIs), `worker`
+(the background workers: destinations, warehouse loaders, scheduled syncs, each under a
+lease shared with every other worker process) or `all` (both).
+"""
 
 import gc
 import signal
@@ -10,12 +15,16 @@ import uvicorn
 
 from trackway.destinations.worker import Deliveries
 from trackway.reverse_etl.schedule import SchedulerThread
-from trackway.server.app import create_app
+from trackway.server.app import Worker, create_app
 from trackway.settings import Settings
 from trackway.storage.base import EventLog, StateStore
+from trackway.storage.leases import Leases
 from trackway.storage.postgres.connect import describe
+from trackway.storage.postgres.leases import PostgresLeases
 from trackway.storage.postgres.log import PostgresEventLog
 from trackway.storage.postgres.state import PostgresStateStore
+from trackway.storage.sqlite.leases import FILE as LEASES_FILE
+from trackway.storage.sqlite.leases import SQLiteLeases
 from trackway.storage.sqlite.log import SQLiteEventLog
 from trackway.storage.sqlite.state import SQLiteStateStore
 from trackway.warehouse.loader import Loaders
@@ -49,6 +58,15 @@ def open_log(settings: Settings) -> EventLog:
     )
 
 
+def open_leases(settings: Settings) -> Leases:
+    """The leases of worker processes: in PostgreSQL with a database URL, else in the
+    data directory (worker processes of one machine)."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if settings.database_url:
+        return PostgresLeases(settings.database_url)
+    return SQLiteLeases(settings.data_dir / LEASES_FILE)
+
+
 def serve(settings: Settings) -> None:
     """Start Trackway in this process and block until SIGINT/SIGTERM."""
     # The request path allocates many short-lived containers and creates no cycles; the
@@ -58,7 +76,8 @@ def serve(settings: Settings) -> None:
     gc.set_threshold(50_000, 20, 100)
     store = open_state(settings)
     log = open_log(settings)
-    _first_start(settings, store)
+    if settings.role != "worker":
+        _first_start(settings, store)
     sock = _bind(settings.host, settings.port)
     port = sock.getsockname()[1]
     url = f"http://{settings.host}:{port}"
@@ -67,19 +86,24 @@ def serve(settings: Settings) -> None:
     if settings.database_url:
         click.echo(f"Database:       {describe(settings.database_url)}")
         durability = "PostgreSQL, synchronous_commit=on"
-    click.echo(f"Tracking API:   {url}/v1  (durability: {durability})")
-    click.echo(f"Admin API:      {url}/api/v1  (OpenAPI: {url}/api/v1/openapi.json)")
-    app = create_app(
-        settings,
-        log,
-        store,
-        on_started=lambda: click.echo("Ready."),
-        workers=[
-            Loaders(settings.data_dir, log, store),
-            Deliveries(settings.data_dir, log, store),
-            SchedulerThread(settings.data_dir, store, f"http://{_loopback(settings.host)}:{port}"),
-        ],
-    )
+    click.echo(f"Role:           {settings.role}")
+    if settings.role != "worker":
+        click.echo(f"Tracking API:   {url}/v1  (durability: {durability})")
+        click.echo(f"Admin API:      {url}/api/v1  (OpenAPI: {url}/api/v1/openapi.json)")
+    leases = open_leases(settings) if settings.role != "api" else None
+    workers: list[Worker] = []
+    if leases is not None:
+        workers = [
+            Loaders(settings.data_dir, log, store, leases),
+            Deliveries(settings, log, store, leases=leases),
+            SchedulerThread(
+                settings.data_dir,
+                store,
+                f"http://{_loopback(settings.host)}:{port}",
+                leases=leases,
+            ),
+        ]
+    app = create_app(settings, log, store, on_started=lambda: click.echo("Ready."), workers=workers)
     config = uvicorn.Config(
         app,
         host=settings.host,
@@ -97,7 +121,11 @@ def serve(settings: Settings) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, _stopped_by_signal)
     click.echo(f"Listening on {url}")
-    server.run(sockets=[sock])
+    try:
+        server.run(sockets=[sock])
+    finally:
+        if leases is not None:
+            leases.close()
     click.echo("Trackway stopped; every acknowledged event is committed.")
 
 

@@ -47,6 +47,11 @@ class EventLog(Protocol):
 
     def read(self, after: int, limit: int) -> list[LogEvent]: ...
 
+    def wait_for(self, after: int, timeout_s: float) -> None:
+        """Return once an event after position `after` is committed (by any process),
+        or when `timeout_s` has passed: how consumers idle at the end of the log."""
+        ...
+
     def debug_records(
         self, source_id: int, limit: int, statuses: frozenset[Status] | None = None
     ) -> list[DebugRecord]: ...

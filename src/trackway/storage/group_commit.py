@@ -64,6 +64,9 @@ class GroupCommitLog(ABC):
         self._subscribers: list[tuple[asyncio.AbstractEventLoop, Subscriber]] = []
         self._ready = threading.Event()
         self._failure: BaseException | None = None
+        self._last_pos = 0
+        """The newest position known to be committed (`wait_for`)."""
+        self._end_changed = threading.Condition()
 
     @abstractmethod
     def _open_writer(self) -> None:
@@ -80,6 +83,35 @@ class GroupCommitLog(ABC):
     @abstractmethod
     def _close_writer(self) -> None:
         """Release what the writer holds (in its thread, after the last commit)."""
+
+    _LOOK_EVERY_S: float
+    """How often `wait_for` calls `_look_for_commits` while it waits."""
+
+    @abstractmethod
+    def _look_for_commits(self) -> None:
+        """Learn the end of the log (`_advance`), commits of other processes included."""
+
+    def wait_for(self, after: int, timeout_s: float) -> None:
+        """Return once an event after position `after` is committed, or after `timeout_s`.
+
+        This process's commits wake the waiters at once; other processes' commits are
+        learnt by `_look_for_commits` (a poll, or a notification from the database).
+        """
+        deadline = time.monotonic() + timeout_s
+        while True:
+            self._look_for_commits()
+            with self._end_changed:
+                remaining = deadline - time.monotonic()
+                if self._last_pos > after or remaining <= 0:
+                    return
+                self._end_changed.wait(min(remaining, self._LOOK_EVERY_S))
+
+    def _advance(self, end_pos: int) -> None:
+        """Positions below `end_pos` are committed: wake the waiters past them."""
+        with self._end_changed:
+            if end_pos - 1 > self._last_pos:
+                self._last_pos = end_pos - 1
+                self._end_changed.notify_all()
 
     def start(self) -> None:
         """Start the writer thread; returns once it is ready to commit."""
@@ -212,6 +244,8 @@ class GroupCommitLog(ABC):
         for hashes, at_ms in group.hashes:
             self._recent.add(hashes, at_ms)
         self._resolve(work, group.results)
+        if group.chunks:
+            self._advance(group.end_pos)
         if self._subscribers:
             self._publish(group)
 

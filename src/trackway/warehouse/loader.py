@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from trackway.storage.base import EventLog, StateStore
+from trackway.storage.leases import LeaseHolder, Leases
 from trackway.warehouse.base import Session, Warehouse
 from trackway.warehouse.config import WarehouseSpec, warehouses
 from trackway.warehouse.engines import open_warehouse, sources
@@ -174,6 +175,14 @@ class LoaderThread:
     def start(self) -> None:
         self._thread.start()
 
+    def signal_stop(self) -> None:
+        """Stop after the micro-batch in progress, without waiting for it."""
+        self._stop.set()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
     def stop(self, timeout: float = 60.0) -> None:
         """Finish the micro-batch in progress (if any) and stop."""
         self._stop.set()
@@ -192,7 +201,7 @@ class LoaderThread:
                     waiting > 0 and time.monotonic() - last_load >= spec.interval_s
                 )
                 if not due:
-                    self._stop.wait(self.poll_s)
+                    self.loader.log.wait_for(head, self.poll_s)
                     continue
                 if waiting >= 2 * spec.batch_size:
                     self.loader.catch_up(end=head, on_batch=self.on_load, cancel=self._stop)
@@ -217,13 +226,17 @@ class Loaders:
     `trackway serve` (`start()`, `stop()`).
 
     About once a second it re-reads the warehouse specs, starts loaders for warehouses
-    that appeared or changed and stops those removed or disabled.
+    that appeared or changed and stops those removed or disabled. With `leases` (shared
+    by every worker process) a warehouse is loaded only by the process holding its lease.
     """
 
-    def __init__(self, data_dir: Path, log: EventLog, store: StateStore) -> None:
+    def __init__(
+        self, data_dir: Path, log: EventLog, store: StateStore, leases: Leases | None = None
+    ) -> None:
         self.data_dir = data_dir
         self.log = log
         self.store = store
+        self.leases = LeaseHolder(leases, self._lost)
         self.running: dict[str, tuple[WarehouseSpec, LoaderThread]] = {}
         self._stopped = threading.Event()
         self._watcher: threading.Thread | None = None
@@ -234,10 +247,12 @@ class Loaders:
         self._watcher.start()
 
     def refresh(self) -> None:
-        """Make the running loaders match the enabled warehouses."""
-        wanted = {s.name: s for s in warehouses(self.store) if s.enabled}
+        """Make the running loaders match the enabled warehouses whose lease is held."""
+        enabled = {s.name: s for s in warehouses(self.store) if s.enabled}
+        held = self.leases.hold(_lease_key(name) for name in enabled)
+        wanted = {name: spec for name, spec in enabled.items() if _lease_key(name) in held}
         for name, (spec, thread) in list(self.running.items()):
-            if wanted.get(name) != spec:
+            if wanted.get(name) != spec or not thread.alive:
                 thread.stop()
                 thread.loader.warehouse.close()
                 del self.running[name]
@@ -258,6 +273,12 @@ class Loaders:
             thread.stop()
             thread.loader.warehouse.close()
         self.running.clear()
+        self.leases.close()
+
+    def _lost(self, key: str) -> None:
+        entry = self.running.get(key.removeprefix("warehouse:"))
+        if entry is not None:
+            entry[1].signal_stop()
 
     def _watch(self) -> None:
         while not self._stopped.wait(_REFRESH_S):
@@ -268,3 +289,7 @@ class Loaders:
 
     def _sources(self) -> list[tuple[int, str]]:
         return sources(self.store)
+
+
+def _lease_key(warehouse: str) -> str:
+    return f"warehouse:{warehouse}"

@@ -3,12 +3,15 @@ letters, per-minute counts with latency histograms, error samples and alerts.
 
 `DeliveryStore` is the interface; `sqlite.SQLiteDeliveryStore` keeps it in
 `destinations.db` in the data directory (apart from the log, so delivery bookkeeping
-never competes with ingestion for the log's write lock).
+never competes with ingestion for the log's write lock), `postgres.PostgresDeliveryStore`
+in the database given with `--database`; `open_delivery_store` picks one.
 """
 
 import bisect
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
+
+from trackway.settings import Settings
 
 LATENCY_BOUNDS_MS = (
     5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 30_000, 60_000, 300_000, 3_600_000
@@ -174,7 +177,8 @@ class DeliveryStore(Protocol):
 
     def record(self, destination: str, outcome: Outcome, cursor: Cursor | None) -> bool:
         """Store an outcome and, with `cursor`, move the cursor to it in the same
-        transaction, unless its generation changed (then returns False)."""
+        transaction, unless its generation changed or the stored cursor is past it
+        (then returns False)."""
         ...
 
     def move_cursor(self, destination: str, position: int) -> Cursor: ...
@@ -206,3 +210,16 @@ class DeliveryStore(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+def open_delivery_store(settings: Settings) -> DeliveryStore:
+    """The delivery bookkeeping: in PostgreSQL with a database URL, else in the data
+    directory."""
+    # imported here: both backends import this module's records
+    if settings.database_url:
+        from trackway.destinations.state.postgres import PostgresDeliveryStore
+
+        return PostgresDeliveryStore(settings.database_url)
+    from trackway.destinations.state.sqlite import SQLiteDeliveryStore
+
+    return SQLiteDeliveryStore.of(settings.data_dir)

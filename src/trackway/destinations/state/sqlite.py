@@ -143,8 +143,8 @@ class SQLiteDeliveryStore:
                     moved = (
                         conn.execute(
                             "UPDATE cursors SET position = ? WHERE destination = ?"
-                            " AND generation = ?",
-                            (cursor.position, destination, cursor.generation),
+                            " AND generation = ? AND position <= ?",
+                            (cursor.position, destination, cursor.generation, cursor.position),
                         ).rowcount
                         == 1
                     )

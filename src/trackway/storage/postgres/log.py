@@ -13,6 +13,9 @@ one-row `head` (the next position) with `SELECT ... FOR UPDATE`, held until COMM
   the lock, a writer first reads the hashes of the chunks other processes committed
   since its last commit (positions it has not seen), so its index holds every id
   committed anywhere before it decides (docs/decisions/0006-postgres-log.md).
+- **Waking consumers**: the commit that moves `head` also sends `NOTIFY trackway_log`
+  with the new end (delivered at COMMIT, to every process listening), so a consumer at
+  the end of the log sleeps on `wait_for` instead of polling.
 """
 
 import threading
@@ -42,6 +45,15 @@ _TABLES: dict[Status, str] = {
     "duplicate": "duplicates",
 }
 
+CHANNEL = "trackway_log"
+
+_MOVE_HEAD = f"""
+    WITH moved AS (UPDATE head SET next_pos = %s RETURNING next_pos)
+    SELECT pg_notify('{CHANNEL}', next_pos::text) FROM moved
+"""
+_LISTEN_TIMEOUT_S = 0.5
+"""How long the listener waits for a notification before it looks whether to stop."""
+
 _INSERT_CHUNKS = """
     INSERT INTO chunks(pos, count, source_id, received_at, events, hashes)
     SELECT * FROM unnest(%b::bigint[], %b::integer[], %b::integer[], %b::bigint[],
@@ -68,6 +80,9 @@ class PostgresEventLog(GroupCommitLog):
         self._local = threading.local()
         self._readers: list[psycopg.Connection[Any]] = []
         self._readers_lock = threading.Lock()
+        self._listener: threading.Thread | None = None
+        self._listener_lock = threading.Lock()
+        self._stop_listening = threading.Event()
         conn = connect(url)
         try:
             migrate(conn)
@@ -77,6 +92,10 @@ class PostgresEventLog(GroupCommitLog):
     def close(self) -> None:
         """Commit everything queued, stop the writer and close every connection."""
         self._stop_writer()
+        self._stop_listening.set()
+        if self._listener is not None:
+            self._listener.join()
+            self._listener = None
         with self._readers_lock:
             for conn in self._readers:
                 conn.close()
@@ -125,7 +144,7 @@ class PostgresEventLog(GroupCommitLog):
                     conn.execute(
                         _INSERT_CHUNKS, [list(column) for column in zip(*group.chunks, strict=True)]
                     )
-                    conn.execute("UPDATE head SET next_pos = %s", (group.end_pos,))
+                    conn.execute(_MOVE_HEAD, (group.end_pos,))
                 with conn.cursor() as cur:
                     if group.failures:
                         cur.executemany(
@@ -166,6 +185,40 @@ class PostgresEventLog(GroupCommitLog):
             self.enforce_retention(now_ms, self._connection())
         except (psycopg.Error, StorageUnavailable):
             self._drop_writer()  # tried again at the next upkeep
+
+    # -- waiting -----------------------------------------------------------------
+
+    _LOOK_EVERY_S = 60.0
+    """The listener wakes `wait_for`; looking again is for a listener that reconnects."""
+
+    def _look_for_commits(self) -> None:
+        with self._listener_lock:
+            if self._listener is None:
+                self._stop_listening.clear()
+                self._listener = threading.Thread(
+                    target=self._listen, name="trackway-log-listener", daemon=True
+                )
+                self._listener.start()
+        [(end,)] = self._query("SELECT next_pos FROM head")
+        self._advance(end)
+
+    def _listen(self) -> None:
+        """LISTEN for commits of every process; reconnects after a failure."""
+        while not self._stop_listening.is_set():
+            conn: psycopg.Connection[Any] | None = None
+            try:
+                conn = connect(self.url)
+                conn.execute(f"LISTEN {CHANNEL}")
+                [(end,)] = conn.execute("SELECT next_pos FROM head").fetchall()
+                self._advance(end)
+                while not self._stop_listening.is_set():
+                    for notice in conn.notifies(timeout=_LISTEN_TIMEOUT_S):
+                        self._advance(int(notice.payload))
+            except (psycopg.Error, StorageUnavailable, ValueError):
+                self._stop_listening.wait(1.0)
+            finally:
+                if conn is not None:
+                    conn.close()
 
     # -- reading -----------------------------------------------------------------
 

@@ -1,4 +1,5 @@
-"""The PostgreSQL schema of the event log and the workspace state, in versioned migrations.
+"""The PostgreSQL schema of the event log, the workspace state, leases and delivery
+bookkeeping, in versioned migrations.
 
 Migration N (1-based) runs once, when `schema_version` is below N. Every process
 migrates on start; an advisory lock held for the migrating transaction makes a second
@@ -84,6 +85,79 @@ MIGRATIONS = (
         version bigint NOT NULL
     );
     INSERT INTO state_version VALUES (1, 0)
+    """,
+    """
+    CREATE TABLE leases(
+        key text PRIMARY KEY,
+        owner text NOT NULL,
+        expires_at timestamptz NOT NULL
+    );
+    CREATE TABLE delivery_cursors(
+        destination text PRIMARY KEY,
+        position bigint NOT NULL,
+        generation integer NOT NULL DEFAULT 0
+    );
+    CREATE TABLE delivery_retries(
+        id bigserial PRIMARY KEY,
+        destination text NOT NULL,
+        subscription text NOT NULL,
+        position bigint NOT NULL,
+        received_at_ms bigint NOT NULL,
+        event bytea NOT NULL,
+        attempts integer NOT NULL,
+        first_failed_ms bigint NOT NULL,
+        next_at_ms bigint NOT NULL,
+        error text NOT NULL
+    );
+    CREATE INDEX delivery_retries_due ON delivery_retries(destination, next_at_ms);
+    CREATE TABLE delivery_dead_letters(
+        id bigserial PRIMARY KEY,
+        destination text NOT NULL,
+        subscription text NOT NULL,
+        position bigint NOT NULL,
+        received_at_ms bigint NOT NULL,
+        event bytea NOT NULL,
+        attempts integer NOT NULL,
+        reason text NOT NULL,
+        error text NOT NULL,
+        failed_at_ms bigint NOT NULL
+    );
+    CREATE INDEX delivery_dead_letters_by_destination ON delivery_dead_letters(destination, id);
+    CREATE TABLE delivery_stats(
+        destination text NOT NULL,
+        action text NOT NULL,
+        minute bigint NOT NULL,
+        delivered bigint NOT NULL DEFAULT 0,
+        retried bigint NOT NULL DEFAULT 0,
+        discarded bigint NOT NULL DEFAULT 0,
+        dead_lettered bigint NOT NULL DEFAULT 0,
+        filtered bigint NOT NULL DEFAULT 0,
+        unsubscribed bigint NOT NULL DEFAULT 0,
+        skipped bigint NOT NULL DEFAULT 0,
+        latency bigint[] NOT NULL,
+        PRIMARY KEY (destination, action, minute)
+    );
+    CREATE TABLE delivery_errors(
+        id bigserial PRIMARY KEY,
+        destination text NOT NULL,
+        at_ms bigint NOT NULL,
+        action text NOT NULL,
+        kind text NOT NULL,
+        message text NOT NULL,
+        samples bytea NOT NULL
+    );
+    CREATE INDEX delivery_errors_by_destination ON delivery_errors(destination, id);
+    CREATE TABLE delivery_alerts(
+        id bigserial PRIMARY KEY,
+        destination text NOT NULL,
+        at_ms bigint NOT NULL,
+        kind text NOT NULL,
+        rate double precision NOT NULL,
+        threshold double precision NOT NULL,
+        attempts integer NOT NULL,
+        notified text NOT NULL
+    );
+    CREATE INDEX delivery_alerts_by_destination ON delivery_alerts(destination, id)
     """,
 )
 

@@ -158,6 +158,14 @@ class SQLiteEventLog(GroupCommitLog):
 
     # -- reading -----------------------------------------------------------------
 
+    _LOOK_EVERY_S = 0.1
+    """Commits of this process wake `wait_for` at once; another process's (`trackway
+    serve --role api` beside a worker) are seen within this time."""
+
+    def _look_for_commits(self) -> None:
+        row = self._reader().execute(_LAST_END).fetchone()
+        self._advance(row[0] if row else 1)
+
     def _reader(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:

@@ -1,0 +1,119 @@
+"""The delivery bookkeeping, on both backends: cursors, retries, dead letters, counts,
+error samples, alerts."""
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from trackway.destinations.state import (
+    Alert,
+    Counts,
+    Cursor,
+    DeadLetter,
+    DeliveryStore,
+    ErrorSample,
+    Outcome,
+    Pending,
+    open_delivery_store,
+)
+from trackway.settings import Settings
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[DeliveryStore]:
+    url = request.getfixturevalue("pg_url") if request.param == "postgres" else None
+    opened = open_delivery_store(Settings(data_dir=tmp_path, database_url=url))
+    yield opened
+    opened.close()
+
+
+def _pending(position: int, next_at_ms: int, id: int | None = None) -> Pending:
+    return Pending(
+        "send", position, 1_000, {"messageId": f"m{position}"}, 1, 1_000, next_at_ms, "500", id
+    )
+
+
+def test_the_cursor_moves_unless_moved_by_hand_or_already_past(store: DeliveryStore) -> None:
+    assert store.cursor("hook", 10) == Cursor(10, 0)
+    assert store.cursor("hook", 99) == Cursor(10, 0)  # created once
+    assert store.record("hook", Outcome(), Cursor(20, 0))
+    assert store.cursor("hook", 0) == Cursor(20, 0)
+    # a worker that lost its lease finishing late cannot move it back
+    assert not store.record("hook", Outcome(), Cursor(15, 0))
+    assert store.cursor("hook", 0) == Cursor(20, 0)
+    assert store.move_cursor("hook", 5) == Cursor(5, 1)  # replay
+    assert not store.record("hook", Outcome(), Cursor(30, 0))  # an in-flight window
+    assert store.cursor("hook", 0) == Cursor(5, 1)
+    assert store.record("hook", Outcome(), Cursor(6, 1))
+
+
+def test_retries_are_due_rescheduled_and_done(store: DeliveryStore) -> None:
+    store.record("hook", Outcome(retry=[_pending(1, 5_000), _pending(2, 9_000)]), None)
+    store.record("other", Outcome(retry=[_pending(3, 0)]), None)
+    assert store.waiting("hook") == 2
+    due = store.due("hook", 6_000, 10)
+    assert [(p.position, p.event) for p in due] == [(1, {"messageId": "m1"})]
+    assert due[0].id is not None
+    again = _pending(1, 20_000, due[0].id)
+    store.record("hook", Outcome(retry=[again]), None)
+    assert [p.position for p in store.due("hook", 10_000, 10)] == [2]
+    [second] = store.due("hook", 10_000, 10)
+    assert second.id is not None
+    store.record("hook", Outcome(done=[second.id]), None)
+    assert store.waiting("hook") == 1
+    assert [p.next_at_ms for p in store.due("hook", 99_999, 10)] == [20_000]
+
+
+def test_dead_letters_are_resent_into_the_retry_schedule(store: DeliveryStore) -> None:
+    dead = [
+        DeadLetter("send", n, 1_000, {"messageId": f"m{n}"}, 3, "exhausted", "500", 2_000)
+        for n in (1, 2, 3)
+    ]
+    store.record("hook", Outcome(dead=dead), None)
+    listed = store.dead_letters("hook", 10)
+    assert [d.position for d in listed] == [3, 2, 1]
+    assert store.dead_letter_count("hook") == 3
+    first = listed[-1].id
+    assert first is not None
+    assert store.resend("hook", [first], 50_000) == 1
+    assert [(p.position, p.attempts) for p in store.due("hook", 50_000, 10)] == [(1, 0)]
+    assert store.resend("hook", None, 60_000) == 2
+    assert store.dead_letter_count("hook") == 0
+    assert sorted(p.position for p in store.due("hook", 60_000, 10)) == [1, 2, 3]
+
+
+def test_counts_of_one_minute_are_added_up(store: DeliveryStore) -> None:
+    for latency in (7.0, 300.0):
+        counts = Counts(delivered=2, retried=1)
+        counts.observe(latency)
+        store.record("hook", Outcome(counts={"send": counts, "": Counts(filtered=1)}), None)
+    found = store.counts("hook", 0)
+    assert found["send"].delivered == 4
+    assert found["send"].retried == 2
+    assert found[""].filtered == 2
+    assert sum(found["send"].latency) == 2
+    assert found["send"].percentile(0.5) == 10.0
+    assert store.counts("other", 0) == {}
+
+
+def test_only_the_newest_error_samples_are_kept(store: DeliveryStore) -> None:
+    for n in range(105):
+        sample = ErrorSample(n, "send", "http", f"error {n}", {"n": n}, {"url": "u"}, None)
+        store.record("hook", Outcome(errors=[sample]), None)
+    errors = store.errors("hook", 1_000)
+    assert len(errors) == 100
+    assert errors[0].message == "error 104"
+    assert errors[0].event == {"n": 104}
+    assert errors[0].request == {"url": "u"}
+
+
+def test_alerts_and_forgetting_a_destination(store: DeliveryStore) -> None:
+    store.add_alert("hook", Alert(1, "alert", 0.5, 0.2, 10, "no webhook"))
+    store.add_alert("hook", Alert(2, "recovery", 0.0, 0.2, 10, "sent (HTTP 200)"))
+    assert [a.kind for a in store.alerts("hook", 10)] == ["recovery", "alert"]
+    store.record("hook", Outcome(retry=[_pending(1, 0)]), Cursor(3, 0))
+    store.forget("hook")
+    assert store.alerts("hook", 10) == []
+    assert store.waiting("hook") == 0
+    assert store.cursor("hook", 42) == Cursor(42, 0)
