@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/ingest.py [--duration 60] [--mode batch|single|both]
                                      [--connections N] [--database URL]
+                                     [--api-processes N [--server-cpus LIST]]
 
 For each mode it starts `trackway serve` on a fresh temporary data directory, pinned to
 one CPU (`taskset -c 0`, durable `--synchronous full` unless told otherwise), and drives
@@ -20,6 +21,11 @@ was stored, none twice, and nothing was rejected. See bench/README.md.
 With `--database postgresql://...` the server keeps its log and state in a fresh
 database created next to the one named (dropped afterwards unless --keep-data);
 PostgreSQL itself is not pinned, so it shares the cores with the server and wrk.
+
+With `--api-processes N` (PostgreSQL only) it starts N `trackway serve --role api`
+processes on the same database, each pinned to `--server-cpus` (default: the server
+CPU), and runs one wrk per process with its share of the connections; the figures are
+the sums (latency percentiles: the worst of the wrk runs; peak RSS: the largest process).
 """
 
 from __future__ import annotations
@@ -67,9 +73,17 @@ class Server:
     """`trackway serve` in a subprocess, pinned to one CPU."""
 
     def __init__(
-        self, data_dir: Path, cpu: int, synchronous: str, warehouse: bool, database: str | None
+        self,
+        data_dir: Path,
+        cpus: str,
+        synchronous: str,
+        warehouse: bool,
+        database: str | None,
+        role: str | None = None,
+        write_key: str | None = None,
     ) -> None:
         self.data_dir = data_dir
+        self.write_key = write_key or ""
         storage = ["--data-dir", str(data_dir)] + (["--database", database] if database else [])
         self.lines: list[str] = []
         trackway = Path(sys.executable).with_name("trackway")
@@ -86,10 +100,12 @@ class Server:
             )
         command = [*base, "serve", "--port", "0", *storage]
         command += ["--synchronous", synchronous]
+        if role is not None:
+            command += ["--role", role]
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         env.pop("TRACKWAY_PORT", None)
         self.proc = subprocess.Popen(
-            ["taskset", "-c", str(cpu), *command],
+            ["taskset", "-c", cpus, *command],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -108,7 +124,7 @@ class Server:
 
     def _wait_ready(self) -> tuple[str, str]:
         assert self.proc.stdout is not None
-        url = key = None
+        url, key = None, self.write_key or None
         for line in self.proc.stdout:
             self.lines.append(line.rstrip("\n"))
             if m := re.search(r"write key: (\S+)", line):
@@ -297,7 +313,7 @@ class WrkRun:
 
 def run_wrk(
     wrk: str,
-    server: Server,
+    servers: list[Server],
     mode: str,
     *,
     cpu: int,
@@ -308,38 +324,76 @@ def run_wrk(
     nonce: str,
     timeout_s: int,
 ) -> WrkRun:
-    auth = base64.b64encode(f"{server.write_key}:".encode()).decode()
-    command = [
-        "taskset",
-        "-c",
-        str(cpu),
-        wrk,
-        "-t",
-        str(threads),
-        "-c",
-        str(connections),
-        "-d",
-        f"{duration}s",
-        "--timeout",
-        f"{timeout_s}s",
-        "-H",
-        f"Authorization: Basic {auth}",
-        "-s",
-        str(LUA_SCRIPT),
-        server.url + PATHS[mode],
-        "--",
-        mode,
-        str(batch_size),
-        nonce,
-    ]
+    """One wrk per server, at once, with the connections shared out; the results summed."""
+    procs = []
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    out = subprocess.run(command, capture_output=True, text=True)
+    for n, server in enumerate(servers):
+        auth = base64.b64encode(f"{server.write_key}:".encode()).decode()
+        share = connections // len(servers) + (n < connections % len(servers))
+        command = [
+            "taskset",
+            "-c",
+            str(cpu),
+            wrk,
+            "-t",
+            str(threads),
+            "-c",
+            str(share),
+            "-d",
+            f"{duration}s",
+            "--timeout",
+            f"{timeout_s}s",
+            "-H",
+            f"Authorization: Basic {auth}",
+            "-s",
+            str(LUA_SCRIPT),
+            server.url + PATHS[mode],
+            "--",
+            mode,
+            str(batch_size),
+            f"{nonce}{n}",
+        ]
+        procs.append(subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE))
+    results = []
+    for proc in procs:
+        stdout, stderr = proc.communicate()
+        for line in stdout.decode().splitlines():
+            if line.startswith("BENCH_RESULT "):
+                results.append(json.loads(line.removeprefix("BENCH_RESULT ")))
+                break
+        else:
+            raise BenchError(
+                f"wrk failed (exit {proc.returncode}):\n{stdout.decode()}\n{stderr.decode()}"
+            )
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu_s = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    for line in out.stdout.splitlines():
-        if line.startswith("BENCH_RESULT "):
-            return WrkRun(json.loads(line.removeprefix("BENCH_RESULT ")), cpu_s)
-    raise BenchError(f"wrk failed (exit {out.returncode}):\n{out.stdout}\n{out.stderr}")
+    return WrkRun(_merge_wrk(results), cpu_s)
+
+
+def _merge_wrk(results: list[dict[str, Any]]) -> dict[str, Any]:
+    if len(results) == 1:
+        return results[0]
+    statuses: dict[str, int] = {}
+    errors: dict[str, int] = {}
+    for r in results:
+        for k, v in r["statuses"].items():
+            statuses[str(k)] = statuses.get(str(k), 0) + int(v)
+        for k, v in r["errors"].items():
+            errors[k] = errors.get(k, 0) + int(v)
+    latencies = [r["latency_us"] for r in results]
+    return {
+        "duration_us": max(r["duration_us"] for r in results),
+        "statuses": statuses,
+        "errors": errors,
+        "latency_us": {
+            "mean": sum(lat["mean"] for lat in latencies) / len(latencies),
+            "max": max(lat["max"] for lat in latencies),
+            "percentiles": {
+                p: max(lat["percentiles"][p] for lat in latencies)
+                for p in latencies[0]["percentiles"]
+            },
+        },
+    }
 
 
 # -- profiling --------------------------------------------------------------------------
@@ -473,14 +527,27 @@ def run_mode(mode: str, args: argparse.Namespace, wrk: str) -> ModeResult:
         print("  not measured. Use --data-dir on a real disk.")
     tmp = Path(tempfile.mkdtemp(prefix=f"trackway-bench-{mode}-", dir=parent))
     data_dir = tmp / "data"
-    server = None
+    servers: list[Server] = []
     database = create_database(args.database) if args.database else None
+    role = "api" if args.api_processes else None
+    cpus = args.server_cpus or str(args.server_cpu)
     try:
-        server = Server(
-            data_dir, args.server_cpu, args.synchronous, args.warehouse == "on", database
-        )
-        affinity = sorted(os.sched_getaffinity(server.pid))
-        print(f"  server pid {server.pid} on CPU {affinity}, {server.url}, data in {data_dir}")
+        for n in range(args.api_processes or 1):
+            servers.append(
+                Server(
+                    data_dir if n == 0 else tmp / f"data{n + 1}",
+                    cpus,
+                    args.synchronous,
+                    args.warehouse == "on",
+                    database,
+                    role,
+                    servers[0].write_key if servers else None,
+                )
+            )
+        for server in servers:
+            affinity = sorted(os.sched_getaffinity(server.pid))
+            print(f"  server pid {server.pid} on CPU {affinity}, {server.url}, data in {data_dir}")
+        server = servers[0]
         common = dict(
             cpu=args.load_cpu,
             connections=connections,
@@ -489,53 +556,61 @@ def run_mode(mode: str, args: argparse.Namespace, wrk: str) -> ModeResult:
             timeout_s=args.timeout,
         )
         if args.warmup > 0:
-            run_wrk(wrk, server, mode, duration=args.warmup, nonce=secrets.token_hex(4), **common)
-        before = server.settle()
-        cpu_before = thread_cpu_s(server.pid)
+            run_wrk(wrk, servers, mode, duration=args.warmup, nonce=secrets.token_hex(4), **common)
+        before = _summed([s.settle() for s in servers])
+        cpu_before = [thread_cpu_s(s.pid) for s in servers]
         ticks_before = cpu_ticks(args.server_cpu)
-        sampler = RssSampler(server.pid)
-        sampler.start()
+        samplers = [RssSampler(s.pid) for s in servers]
+        for sampler in samplers:
+            sampler.start()
         profiler = profile_out = None
         if args.profile:
             profile_out = Path(f"{args.profile}-{mode}.txt").resolve()
             profiler = start_profiler(server.pid, args.load_cpu, args.duration, profile_out)
         print(
-            f"  wrk: {connections} connections, {args.threads} thread(s), {args.duration} s",
+            f"  wrk: {connections} connections, {args.threads} thread(s), {args.duration} s"
+            + (f", over {len(servers)} API processes" if len(servers) > 1 else ""),
             flush=True,
         )
         run = run_wrk(
-            wrk, server, mode, duration=args.duration, nonce=secrets.token_hex(4), **common
+            wrk, servers, mode, duration=args.duration, nonce=secrets.token_hex(4), **common
         )
-        sampler.stop()
-        cpu_after = thread_cpu_s(server.pid)
+        for sampler in samplers:
+            sampler.stop()
+        cpu_after = [thread_cpu_s(s.pid) for s in servers]
         ticks_after = cpu_ticks(args.server_cpu)
         if profiler is not None and profile_out is not None:
             profiler.wait(60)
             print(f"  profile (py-spy raw, collapsed stacks): {profile_out}")
             print("    " + summarize_profile(profile_out).replace("\n", "\n    "))
-        peak_kb = proc_status_kb(server.pid, "VmHWM")
-        after = server.settle()
-        code = server.stop()
-        if code not in (0, -signal.SIGTERM):
-            raise BenchError(f"the server exited with {code}:\n" + "\n".join(server.lines[-20:]))
+        peak_kb = max(proc_status_kb(s.pid, "VmHWM") for s in servers)
+        after = _summed([s.settle() for s in servers])
+        for s in servers:
+            code = s.stop()
+            if code not in (0, -signal.SIGTERM):
+                raise BenchError(f"the server exited with {code}:\n" + "\n".join(s.lines[-20:]))
         counts = count_log(data_dir, database)
     finally:
-        if server is not None and server.proc.poll() is None:
-            server.proc.kill()
+        for s in servers:
+            if s.proc.poll() is None:
+                s.proc.kill()
         if not args.keep_data:
             shutil.rmtree(tmp, ignore_errors=True)
             if database:
                 drop_database(args.database, database)
-        elif server is not None:
+        elif servers:
             print(f"  kept {data_dir}")
 
     res = run.result
     statuses = {str(k): int(v) for k, v in res["statuses"].items()}
     ok = statuses.pop("200", 0)
     latency = res["latency_us"]
-    main_tid = server.pid
-    loop_s = cpu_after.get(main_tid, 0) - cpu_before.get(main_tid, 0)
-    total_s = sum(cpu_after.values()) - sum(v for t, v in cpu_before.items() if t in cpu_after)
+    loop_s = total_s = 0.0
+    for server, start, end in zip(servers, cpu_before, cpu_after, strict=True):
+        loop_s += end.get(server.pid, 0) - start.get(server.pid, 0)
+        total_s += sum(end.values()) - sum(v for t, v in start.items() if t in end)
+    samples = [sample for sampler in samplers for sample in sampler.samples]
+    first = samplers[0].samples
     result = ModeResult(
         mode=mode,
         connections=connections,
@@ -556,14 +631,21 @@ def run_mode(mode: str, args: argparse.Namespace, wrk: str) -> ModeResult:
         },
         wrk_cpu_s=run.cpu_s,
         peak_rss_mb=peak_kb / 1024,
-        max_sampled_rss_mb=max(sampler.samples, default=0) / 1024,
-        rss_start_end_mb=(
-            (sampler.samples[0] / 1024, sampler.samples[-1] / 1024) if sampler.samples else (0, 0)
-        ),
+        max_sampled_rss_mb=max(samples, default=0) / 1024,
+        rss_start_end_mb=((first[0] / 1024, first[-1] / 1024) if first else (0, 0)),
         stored=counts["events"] - accepted(before),
     )
     verify(result, counts, before, after, batch_size)
     return result
+
+
+def _summed(metrics: list[dict[str, float]]) -> dict[str, float]:
+    """The metrics of several processes added up."""
+    out: dict[str, float] = {}
+    for m in metrics:
+        for k, v in m.items():
+            out[k] = out.get(k, 0) + v
+    return out
 
 
 def verify(
@@ -701,6 +783,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--server-cpu", type=int, default=0, help="CPU the server is pinned to")
     p.add_argument("--load-cpu", type=int, default=1, help="CPU wrk is pinned to")
+    p.add_argument(
+        "--api-processes",
+        type=int,
+        metavar="N",
+        help="N `serve --role api` processes on one database (needs --database), one wrk"
+        " each with its share of the connections",
+    )
+    p.add_argument(
+        "--server-cpus",
+        metavar="LIST",
+        help="taskset CPU list for the server processes (default: --server-cpu)",
+    )
     p.add_argument("--timeout", type=int, default=10, help="wrk's request timeout, seconds")
     p.add_argument(
         "--data-dir",
@@ -734,6 +828,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.api_processes and not args.database:
+        print("error: --api-processes needs --database (API processes share PostgreSQL)")
+        return 2
     try:
         wrk = find_wrk()
         cpus = os.sched_getaffinity(0)
