@@ -107,6 +107,19 @@ def test_two_apis_two_workers_then_the_lease_holder_is_killed(pg_url: str, tmp_p
             until(lambda: len(received_ids(sink.requests)), len(sent), seconds=30)
             delivered = received_ids(sink.requests)
             assert sorted(delivered) == sorted(sent)
+            # what the workers recorded, seen through an API process and the CLI
+            with apis[1].client() as c:
+                headers = {"Authorization": "Bearer tw_test"}
+
+                def view() -> tuple[int, int]:
+                    got = c.get("/api/v1/destinations/hook/delivery", headers=headers).json()
+                    return got["total"]["delivered"], got["lag_events"]
+
+                assert until(view, (len(sent), 0)) == (len(sent), 0)
+            listed = codec.loads(
+                cli("destinations", "list", "--json", *database, data_dir=tmp_path / "cli")
+            )
+            assert [(d["name"], d["lag_events"]) for d in listed] == [("hook", 0)]
 
             # the holder hangs on a request and is killed: the other takes over
             holder_pid = _lease_holder(pg_url)
