@@ -1,14 +1,18 @@
-"""`trackway db`: the schema of the event log and the workspace state."""
+"""`trackway db`: the schema of the event log, the workspace state, the delivery
+bookkeeping and the leases."""
 
 from pathlib import Path
 
 import click
 
 from trackway.cli_options import data_dir_option, friendly, storage_settings
-from trackway.server.run import open_log, open_state
+from trackway.destinations.state import open_delivery_store
+from trackway.destinations.state.sqlite import FILE as DELIVERY_FILE
+from trackway.server.run import open_leases, open_log, open_state
 from trackway.storage.postgres.connect import connect, describe
 from trackway.storage.postgres.migrations import migrate
 from trackway.storage.sqlite.connect import schema_version
+from trackway.storage.sqlite.leases import FILE as LEASES_FILE
 
 
 @click.group(name="db")
@@ -30,10 +34,17 @@ def db_migrate(data_dir: Path) -> None:
             conn.close()
         click.echo(_line(describe(settings.database_url), before, after))
         return
-    paths = (settings.log_path, settings.state_path)
+    paths = (
+        settings.log_path,
+        settings.state_path,
+        data_dir / DELIVERY_FILE,
+        data_dir / LEASES_FILE,
+    )
     versions = [schema_version(path) for path in paths]
     open_log(settings).close()  # opening a SQLite file migrates it
     open_state(settings).close()
+    open_delivery_store(settings).close()
+    open_leases(settings).close()
     for path, version in zip(paths, versions, strict=True):
         click.echo(_line(str(path), version, schema_version(path)))
 
