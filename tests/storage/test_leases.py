@@ -5,7 +5,9 @@ import threading
 import time
 
 from tests.storage.conftest import Backend
+from tests.warehouse.proxy import TcpProxy
 from trackway.storage.leases import LeaseHolder
+from trackway.storage.postgres.leases import PostgresLeases
 
 
 def test_a_lease_has_one_holder_until_it_expires_or_is_released(backend: Backend) -> None:
@@ -83,3 +85,25 @@ def test_without_shared_leases_everything_is_held() -> None:
     assert holder.hold(["destination:x"]) == {"destination:x"}
     assert holder.holds("anything")
     holder.close()
+
+
+def test_a_lease_that_cannot_be_renewed_is_given_up_before_it_expires(pg_url: str) -> None:
+    proxy = TcpProxy(("127.0.0.1", 5432))
+    proxy.up()
+    leases = PostgresLeases(pg_url.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}"))
+    lost: list[float] = []
+    holder = LeaseHolder(leases, lambda key: lost.append(time.monotonic()), ttl_s=1.5)
+    try:
+        taken = time.monotonic()
+        assert holder.hold(["destination:x"]) == {"destination:x"}
+        proxy.down()  # PostgreSQL unreachable: renewals fail
+        deadline = time.monotonic() + 5
+        while not lost and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert lost, "the lease was not given up"
+        assert lost[0] - taken < 1.5  # before the database lets another worker take it
+        assert not holder.holds("destination:x")
+    finally:
+        holder.close()
+        leases.close()
+        proxy.down()
