@@ -239,7 +239,9 @@ class Deliveries:
     def refresh(self) -> None:
         """Make the running workers match the enabled destinations whose lease is held."""
         enabled = {s.name: s for s in config.destinations(self.store) if s.enabled}
-        held = self.leases.hold(_lease_key(name) for name in enabled)
+        # one that cannot start here (e.g. another secret key) is left to other workers
+        workable = [name for name, spec in enabled.items() if self._failed.get(name) != spec]
+        held = self.leases.hold(_lease_key(name) for name in workable)
         wanted = {name: spec for name, spec in enabled.items() if _lease_key(name) in held}
         for name, (spec, worker) in list(self.running.items()):
             if wanted.get(name) != spec or not worker.alive:
