@@ -57,6 +57,9 @@ _OPEN_WAIT_S = 10.0
 _CHECKPOINT_THRESHOLD = "64MB"
 _OPEN_POLL_S = 0.05
 _BATCH_VIEW = "_trackway_batch"
+_NEW_FILE_BYTES = 1 << 20
+"""A file smaller than this that DuckDB finds invalid is being created by another
+process (a new database file is written out as it is created)."""
 _READ_ONLY_STATEMENTS = (duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN)
 
 _DDL = f"""
@@ -99,9 +102,21 @@ def open_file(
         try:
             return duckdb.connect(str(path), read_only=read_only, config=config or {})
         except duckdb.IOException as exc:
-            if "lock" not in str(exc) or time.monotonic() > deadline:
+            if not _transient(exc, path) or time.monotonic() > deadline:
                 raise WarehouseUnavailable(f"cannot open {path}: {exc}") from exc
             time.sleep(_OPEN_POLL_S)
+
+
+def _transient(exc: duckdb.IOException, path: Path) -> bool:
+    """Whether another process will let go soon: it holds the file's lock, or it is
+    creating the file (whose header is not written yet)."""
+    if "lock" in str(exc):
+        return True
+    try:
+        creating = path.stat().st_size < _NEW_FILE_BYTES
+    except OSError:
+        return True  # gone meanwhile
+    return "not a valid DuckDB database file" in str(exc) and creating
 
 
 class DuckDBWarehouse:
