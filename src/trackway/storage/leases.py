@@ -141,9 +141,9 @@ class LeaseHolder:
 
     def _renew_loop(self) -> None:
         while not self._stopped.wait(self.ttl_s / 3):
-            self.renew()
+            self._renew()
 
-    def renew(self) -> None:
+    def _renew(self) -> None:
         """Renew every held lease now; drop (and report) those lost."""
         assert self.leases is not None
         lost: list[str] = []
