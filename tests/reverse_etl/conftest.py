@@ -1,4 +1,8 @@
-"""Fixtures: real source engines, a real `trackway serve`, and a runner wired to both."""
+"""Fixtures: real source engines, a real `trackway serve`, and a runner wired to both.
+
+`env` runs each test on both state backends: SQLite files in a data directory, and
+PostgreSQL (the workspace state and the sync state in the test session's database).
+"""
 
 import secrets
 from collections.abc import Iterator
@@ -11,14 +15,19 @@ import msgspec
 import pytest
 
 from tests.reverse_etl.engines import ENGINES, Engine, make_engine
+from tests.storage.conftest import pg_session_url, pg_url
 from tests.support import Server
 from trackway.reverse_etl.apply import apply_reverse_etl
 from trackway.reverse_etl.config import EventNames, ModelSpec, SyncSpec
 from trackway.reverse_etl.runner import Runner
 from trackway.reverse_etl.send import RetryPolicy
-from trackway.reverse_etl.state import Run
-from trackway.reverse_etl.state.sqlite import SQLiteSyncStore
-from trackway.storage.sqlite.state import SQLiteStateStore
+from trackway.reverse_etl.state import Run, SyncStore, open_sync_store
+from trackway.server.run import open_state
+from trackway.settings import Settings
+from trackway.storage.base import StateStore
+from trackway.storage.postgres.connect import connect
+
+__all__ = ["pg_session_url", "pg_url"]
 
 FAST_RETRY = RetryPolicy(max_retries=3, base_s=0.01, max_backoff_s=0.05)
 """The SDK rules with short waits, so that failing endpoints cost milliseconds."""
@@ -52,10 +61,17 @@ class Env:
 
     server: Server
     data_dir: Path
-    store: SQLiteStateStore
-    syncs: SQLiteSyncStore
+    store: StateStore
+    syncs: SyncStore
     client: httpx.Client
     tag: str
+    database_url: str | None = None
+
+    @property
+    def storage_args(self) -> list[str]:
+        """`--data-dir` (and `--database`) for a command on this test's state."""
+        args = ["--data-dir", str(self.data_dir)]
+        return args + (["--database", self.database_url] if self.database_url else [])
 
     def apply(self, models: list[ModelSpec], syncs: list[SyncSpec]) -> list[str]:
         return apply_reverse_etl(models, syncs, self.store, data_dir=self.data_dir)
@@ -89,9 +105,16 @@ class Env:
             )
 
 
-@pytest.fixture
-def env(shared_server: Server, tmp_path: Path) -> Iterator[Env]:
-    """A data directory of its own, sending to the module's shared server.
+_EMPTY_SYNCS = (
+    "TRUNCATE reverse_etl_run_errors, reverse_etl_runs, reverse_etl_snapshot,"
+    " reverse_etl_syncs RESTART IDENTITY CASCADE"
+)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def env(request: pytest.FixtureRequest, shared_server: Server, tmp_path: Path) -> Iterator[Env]:
+    """A data directory of its own (or an emptied PostgreSQL database), sending to the
+    module's shared server.
 
     Its source `default` has the server's write key, so models, syncs and their state
     are the test's own while the events go to the one server; the test's users are told
@@ -99,12 +122,18 @@ def env(shared_server: Server, tmp_path: Path) -> Iterator[Env]:
     """
     data_dir = tmp_path / "data"
     data_dir.mkdir()
-    store = SQLiteStateStore(data_dir / "state.db")
+    url: str | None = None
+    if request.param == "postgres":
+        url = request.getfixturevalue("pg_url")
+        with connect(url) as conn:
+            conn.execute(_EMPTY_SYNCS)
+    settings = Settings(data_dir=data_dir, database_url=url)
+    store = open_state(settings)
     store.create_source("default", "segment", shared_server.write_key)
-    syncs = SQLiteSyncStore.in_data_dir(data_dir)
+    syncs = open_sync_store(settings)
     client = httpx.Client()
     try:
-        yield Env(shared_server, data_dir, store, syncs, client, "t" + secrets.token_hex(4))
+        yield Env(shared_server, data_dir, store, syncs, client, "t" + secrets.token_hex(4), url)
     finally:
         client.close()
         syncs.close()

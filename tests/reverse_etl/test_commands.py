@@ -13,7 +13,7 @@ from trackway.reverse_etl.config import Schedule
 
 
 def invoke(env: Env, group: click.Group, *args: str, input: str | None = None) -> Result:
-    extra = ["--data-dir", str(env.data_dir)]
+    extra = env.storage_args
     if args[0] == "run":
         extra += ["--data-plane", env.server.url]
     return CliRunner().invoke(group, [*args, *extra], input=input)

@@ -15,8 +15,10 @@ import pytest
 
 from tests.reverse_etl.conftest import Env, model, track
 from tests.reverse_etl.engines import Engine
+from tests.support import until
 from trackway import codec
 from trackway.reverse_etl.deliver import IN_FLIGHT
+from trackway.reverse_etl.errors import SyncBusy
 
 ROWS = 12_000
 HELD_FROM = 3  # requests 1 and 2 are answered; 3 and later are stored, never answered
@@ -87,6 +89,15 @@ def holding_proxy(upstream: str) -> Iterator[Proxy]:
         thread.join()
 
 
+def free(env: Env, sync: str) -> bool:
+    """Whether the sync can be held (no run of it in progress)."""
+    try:
+        with env.syncs.lock(sync):
+            return True
+    except SyncBusy:
+        return False
+
+
 @pytest.mark.slow
 def test_kill_9_mid_run_then_rerun_delivers_everything_once(env: Env, duck: Engine) -> None:
     duck.execute(
@@ -102,8 +113,7 @@ def test_kill_9_mid_run_then_rerun_delivers_everything_once(env: Env, duck: Engi
                 "from trackway.reverse_etl.commands import syncs; syncs()",
                 "run",
                 "crash",
-                "--data-dir",
-                str(env.data_dir),
+                *env.storage_args,
                 "--data-plane",
                 proxy.url,
             ],
@@ -117,6 +127,9 @@ def test_kill_9_mid_run_then_rerun_delivers_everything_once(env: Env, duck: Engi
             runner.send_signal(signal.SIGKILL)
             runner.wait(30)
 
+    # The kernel releases the flock at once; PostgreSQL its advisory lock when the
+    # server process has noticed the connection closed (milliseconds later).
+    assert until(lambda: free(env, "crash"), True)
     [killed] = env.syncs.runs("crash", 1)
     assert killed.status == "running"
     acknowledged = sum(proxy.answered)

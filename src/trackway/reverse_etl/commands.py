@@ -30,8 +30,7 @@ from trackway.reverse_etl.connections import run_query
 from trackway.reverse_etl.errors import ReverseEtlError
 from trackway.reverse_etl.runner import Runner
 from trackway.reverse_etl.schedule import next_run
-from trackway.reverse_etl.state import Run
-from trackway.reverse_etl.state.sqlite import SQLiteSyncStore
+from trackway.reverse_etl.state import Run, SyncStore, open_sync_store
 from trackway.server.run import open_state
 from trackway.storage.base import SourceNotFound, StateStore
 
@@ -43,12 +42,17 @@ _friendly = friendly(ReverseEtlError, SourceNotFound)
 
 
 def _store(data_dir: Path) -> StateStore:
-    return open_state(storage_settings(data_dir))
+    """The workspace state, closed when the command ends (a PostgreSQL connection too)."""
+    store = open_state(storage_settings(data_dir))
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None:
+        ctx.call_on_close(store.close)
+    return store
 
 
 @contextmanager
-def _sync_store(data_dir: Path) -> Iterator[SQLiteSyncStore]:
-    syncs = SQLiteSyncStore.in_data_dir(data_dir)
+def _sync_store(data_dir: Path) -> Iterator[SyncStore]:
+    syncs = open_sync_store(storage_settings(data_dir))
     try:
         yield syncs
     finally:

@@ -22,11 +22,11 @@ from trackway.reverse_etl import config
 from trackway.reverse_etl.cron import parse_cron
 from trackway.reverse_etl.errors import ReverseEtlError
 from trackway.reverse_etl.runner import Runner
-from trackway.reverse_etl.state import Run, SyncStore
-from trackway.reverse_etl.state.sqlite import SQLiteSyncStore
-from trackway.settings import parse_duration
-from trackway.storage.base import StateStore
+from trackway.reverse_etl.state import Run, SyncStore, open_sync_store
+from trackway.settings import Settings, parse_duration
+from trackway.storage.base import StateStore, StorageUnavailable
 from trackway.storage.leases import LeaseHolder, Leases
+from trackway.storage.postgres.state import PostgresStateStore
 
 POLL_S = 1.0
 """How often the worker looks for due syncs (and notices syncs added by `apply`)."""
@@ -84,7 +84,9 @@ class SchedulerThread(threading.Thread):
 
     `own_data_plane` is the server's own origin (for syncs to Trackway's own ingest).
     A sync already running elsewhere (`trackway syncs run`) is skipped this time, and so
-    is a sync whose schedule another worker process holds (with `leases`).
+    is a sync whose schedule another worker process holds (with `leases`). The sync state
+    is `settings`' (by default: in PostgreSQL when the workspace state is, else in
+    `data_dir`), so that with `--database` any worker can run any sync.
     """
 
     def __init__(
@@ -94,8 +96,13 @@ class SchedulerThread(threading.Thread):
         own_data_plane: str,
         poll_s: float = POLL_S,
         leases: Leases | None = None,
+        settings: Settings | None = None,
     ) -> None:
         super().__init__(name="trackway-syncs", daemon=True)
+        if settings is None:
+            url = store.url if isinstance(store, PostgresStateStore) else None
+            settings = Settings(data_dir=data_dir, database_url=url)
+        self.settings = settings
         self.data_dir = data_dir
         self.store = store
         self.own_data_plane = own_data_plane
@@ -114,7 +121,7 @@ class SchedulerThread(threading.Thread):
             self.join(timeout)
 
     def run(self) -> None:
-        syncs = SQLiteSyncStore.in_data_dir(self.data_dir)
+        syncs = open_sync_store(self.settings)
         try:
             with httpx.Client() as client:
                 runner = Runner(
@@ -127,21 +134,28 @@ class SchedulerThread(threading.Thread):
                 )
                 scheduler = Scheduler(self.store, syncs, time.time())
                 while not self._stopping.is_set():
-                    scheduled = [n for n, s in config.syncs(self.store).items() if s.schedule]
-                    self.leases.hold(_lease_key(name) for name in scheduled)
-                    for name in scheduler.due(time.time()):
-                        if not self.leases.holds(_lease_key(name)):
-                            continue
-                        self._running = _lease_key(name)
-                        self._cancel.clear()
-                        if self._stopping.is_set():
-                            break
-                        self._run_one(runner, name)
-                        self._running = None
+                    try:
+                        self._poll(runner, scheduler)
+                    except StorageUnavailable as exc:
+                        # PostgreSQL down or cut: the next poll tries again.
+                        _log.warning("scheduled syncs: %s", exc)
                     self._stopping.wait(self.poll_s)
         finally:
             self.leases.close()
             syncs.close()
+
+    def _poll(self, runner: Runner, scheduler: Scheduler) -> None:
+        scheduled = [n for n, s in config.syncs(self.store).items() if s.schedule]
+        self.leases.hold(_lease_key(name) for name in scheduled)
+        for name in scheduler.due(time.time()):
+            if not self.leases.holds(_lease_key(name)):
+                continue
+            self._running = _lease_key(name)
+            self._cancel.clear()
+            if self._stopping.is_set():
+                break
+            self._run_one(runner, name)
+            self._running = None
 
     def _lost(self, key: str) -> None:
         if key == self._running:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple, Protocol
 
 from trackway.reverse_etl.mapping import StagedRow
+from trackway.settings import Settings
 
 Kind = Literal["added", "changed", "removed"]
 KINDS: tuple[Kind, ...] = ("added", "changed", "removed")
@@ -158,3 +159,16 @@ class SyncStore(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+def open_sync_store(settings: Settings) -> SyncStore:
+    """The sync state: in PostgreSQL with a database URL (any worker process on any
+    machine can then run any sync), else in the data directory."""
+    # imported here: both backends import this module's records
+    if settings.database_url:
+        from trackway.reverse_etl.state.postgres import PostgresSyncStore
+
+        return PostgresSyncStore(settings.database_url)
+    from trackway.reverse_etl.state.sqlite import SQLiteSyncStore
+
+    return SQLiteSyncStore.in_data_dir(settings.data_dir)

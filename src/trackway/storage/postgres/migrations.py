@@ -1,5 +1,5 @@
-"""The PostgreSQL schema of the event log, the workspace state, leases and delivery
-bookkeeping, in versioned migrations.
+"""The PostgreSQL schema of the event log, the workspace state, leases, delivery
+bookkeeping and reverse ETL's sync state, in versioned migrations.
 
 Migration N (1-based) runs once, when `schema_version` is below N. Every process
 migrates on start; an advisory lock held for the migrating transaction makes a second
@@ -158,6 +158,51 @@ MIGRATIONS = (
         notified text NOT NULL
     );
     CREATE INDEX delivery_alerts_by_destination ON delivery_alerts(destination, id)
+    """,
+    # Reverse ETL's sync state (reverse_etl/state/postgres.py). A key is text tagged with
+    # its type ('i7', 's7'), so 7 and '7' stay two keys, as in SQLite; "C" collation:
+    # keys are only compared for equality.
+    """
+    CREATE TABLE reverse_etl_syncs(
+        id serial PRIMARY KEY,
+        name text NOT NULL UNIQUE,
+        initialized boolean NOT NULL DEFAULT false
+    );
+    CREATE TABLE reverse_etl_snapshot(
+        sync_id integer NOT NULL,
+        pk text COLLATE "C" NOT NULL,
+        hash bigint,
+        seq integer NOT NULL,
+        payload bytea,
+        resend boolean NOT NULL DEFAULT false,
+        PRIMARY KEY (sync_id, pk)
+    );
+    CREATE TABLE reverse_etl_runs(
+        id bigserial PRIMARY KEY,
+        sync_id integer NOT NULL REFERENCES reverse_etl_syncs(id),
+        trigger text NOT NULL,
+        full_resync boolean NOT NULL,
+        status text NOT NULL,
+        started_at text NOT NULL,
+        ended_at text,
+        added bigint NOT NULL DEFAULT 0,
+        changed bigint NOT NULL DEFAULT 0,
+        removed bigint NOT NULL DEFAULT 0,
+        sent bigint NOT NULL DEFAULT 0,
+        failed bigint NOT NULL DEFAULT 0,
+        rejected bigint NOT NULL DEFAULT 0,
+        error text
+    );
+    CREATE INDEX reverse_etl_runs_by_sync ON reverse_etl_runs(sync_id, id);
+    CREATE TABLE reverse_etl_run_errors(
+        id bigserial PRIMARY KEY,
+        run_id bigint NOT NULL REFERENCES reverse_etl_runs(id),
+        pk text NOT NULL,
+        kind text NOT NULL,
+        status text NOT NULL,
+        error text NOT NULL
+    );
+    CREATE INDEX reverse_etl_run_errors_by_run ON reverse_etl_run_errors(run_id, id)
     """,
 )
 
