@@ -9,6 +9,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from trackway.storage.leases import HEARTBEAT_PREFIX, HEARTBEAT_PURGE_S, heartbeat_key
 from trackway.storage.sqlite.connect import connect
 
 FILE = "leases.db"
@@ -30,13 +31,26 @@ class SQLiteLeases:
         self._conn = connect(path, MIGRATIONS)
         self._lock = threading.Lock()
 
-    def acquire(self, owner: str, keys: Sequence[str], ttl_s: float) -> set[str]:
+    def acquire(
+        self, owner: str, keys: Sequence[str], ttl_s: float, limit: int | None = None
+    ) -> set[str]:
         now = time.time()
         with self._lock:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
+                if limit is not None:
+                    own = {
+                        key
+                        for key in keys
+                        if self._conn.execute(
+                            "SELECT 1 FROM leases WHERE key = ? AND owner = ?", (key, owner)
+                        ).fetchone()
+                    }
+                    keys = sorted(own) + sorted(k for k in set(keys) if k not in own)
                 granted: set[str] = set()
                 for key in keys:
+                    if limit is not None and len(granted) >= limit:
+                        break
                     row = self._conn.execute(
                         "INSERT INTO leases(key, owner, expires_at) VALUES (?, ?, ?)"
                         " ON CONFLICT(key) DO UPDATE SET owner = excluded.owner,"
@@ -52,6 +66,32 @@ class SQLiteLeases:
                 self._conn.execute("ROLLBACK")
                 raise
         return granted
+
+    def heartbeat(self, pool: str, owner: str, ttl_s: float) -> int:
+        now = time.time()
+        prefix = f"{HEARTBEAT_PREFIX}{pool}:"
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._conn.execute(
+                    "INSERT INTO leases(key, owner, expires_at) VALUES (?, ?, ?)"
+                    " ON CONFLICT(key) DO UPDATE SET owner = excluded.owner,"
+                    " expires_at = excluded.expires_at",
+                    (heartbeat_key(pool, owner), owner, now + ttl_s),
+                )
+                self._conn.execute(
+                    "DELETE FROM leases WHERE substr(key, 1, ?) = ? AND expires_at < ?",
+                    (len(prefix), prefix, now - HEARTBEAT_PURGE_S),
+                )
+                (live,) = self._conn.execute(
+                    "SELECT count(*) FROM leases WHERE substr(key, 1, ?) = ? AND expires_at > ?",
+                    (len(prefix), prefix, now),
+                ).fetchone()
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+        return int(live)
 
     def release(self, owner: str, keys: Sequence[str]) -> None:
         with self._lock:
