@@ -103,6 +103,15 @@ def test_sdk_events_reach_a_declared_webhook(
     table = cli("destinations", "delivery", "hook", data_dir=server.data_dir)
     assert "send" in table and "successful delivery rate: 100.00%" in table
 
+    # so does /metrics
+    metrics = httpx.get(f"{server.url}/metrics").text
+    assert (
+        'trackway_destination_events_total{action="send",destination="hook",outcome="delivered"}'
+        " 20.0" in metrics
+    )
+    assert 'trackway_destination_lag_events{destination="hook"} 0.0' in metrics
+    assert 'trackway_destination_dead_letters{destination="hook"} 0.0' in metrics
+
     # the admin API says the same
     headers = {"authorization": f"Bearer {server.admin_token}"}
     with httpx.Client(base_url=server.url, headers=headers) as api:

@@ -25,6 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from trackway.destinations import alerts, config
 from trackway.destinations.config import DestinationSpec
 from trackway.destinations.delivery import Delivery, Functions, Job
+from trackway.destinations.metrics import DeliveryMetrics
 from trackway.destinations.pipeline import Destination
 from trackway.destinations.secrets import Secrets
 from trackway.destinations.state import Cursor, DeliveryStore, Outcome, open_delivery_store
@@ -71,8 +72,10 @@ class DestinationWorker:
         transport: Transport,
         functions: Functions | None,
         leased: Callable[[], bool] = lambda: True,
+        metrics: DeliveryMetrics | None = None,
     ) -> None:
         self.destination = destination
+        self.metrics = metrics
         self.leased = leased
         """Whether this process still holds the destination's lease: checked before
         each window, so a worker never starts one after losing it."""
@@ -157,7 +160,9 @@ class DestinationWorker:
         if jobs:
             self.delivery.run(jobs, outcome)
         moved = Cursor(events[-1].position, cursor.generation)
-        if self.store.record(self.destination.name, outcome, moved):
+        recorded = self.store.record(self.destination.name, outcome, moved)
+        self._count(outcome)
+        if recorded:
             return moved, len(events)
         # moved by hand (replay) meanwhile: continue from there
         return self.store.cursor(self.destination.name, moved.position), len(events)
@@ -184,7 +189,12 @@ class DestinationWorker:
         if jobs:
             self.delivery.run(jobs, outcome)
         self.store.record(self.destination.name, outcome, None)
+        self._count(outcome)
         return True
+
+    def _count(self, outcome: Outcome) -> None:
+        if self.metrics is not None:
+            self.metrics.add(self.destination.name, outcome)
 
     def _down_wait(self) -> float:
         failures = self.delivery.failures_in_row
@@ -225,6 +235,11 @@ class Deliveries:
         self._functions_factory = functions or _function_pool
         self._functions: Functions | None = None
         self.delivery_store: DeliveryStore = open_delivery_store(settings)
+        self.metrics = DeliveryMetrics(
+            self.delivery_store,
+            lambda: [(s.name, s.start_position or 0) for s, _w in list(self.running.values())],
+            lambda: self.log.last_seqs()["accepted"],
+        )
         self.leases = LeaseHolder(leases, self._lost)
         self.running: dict[str, tuple[DestinationSpec, DestinationWorker]] = {}
         self._failed: dict[str, DestinationSpec] = {}
@@ -267,6 +282,7 @@ class Deliveries:
                 self.transports(destination),
                 self._function_pool() if spec.function else None,
                 leased=functools.partial(self.leases.holds, key),
+                metrics=self.metrics,
             )
             worker.start()
             self.running[name] = (spec, worker)

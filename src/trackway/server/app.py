@@ -5,6 +5,7 @@ import contextlib
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Protocol
 
+from prometheus_client.registry import Collector
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -37,6 +38,7 @@ def create_app(
     store: StateStore,
     on_started: Callable[[], None] | None = None,
     workers: Sequence[Worker] = (),
+    collectors: Sequence[Collector] = (),
 ) -> Starlette:
     """The whole HTTP surface: tracking API, admin API, health and metrics.
 
@@ -47,6 +49,8 @@ def create_app(
     """
     serves_api = settings.role != "worker"
     metrics = Metrics()
+    for collector in collectors:  # the workers' own metrics
+        metrics.registry.register(collector)
     sources = SourceCache(store)
     ingestor = Ingestor(log, sources, metrics, settings)
 

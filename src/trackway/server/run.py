@@ -12,6 +12,7 @@ from types import FrameType
 
 import click
 import uvicorn
+from prometheus_client.registry import Collector
 
 from trackway.destinations.worker import Deliveries
 from trackway.reverse_etl.schedule import SchedulerThread
@@ -92,10 +93,12 @@ def serve(settings: Settings) -> None:
         click.echo(f"Admin API:      {url}/api/v1  (OpenAPI: {url}/api/v1/openapi.json)")
     leases = open_leases(settings) if settings.role != "api" else None
     workers: list[Worker] = []
+    collectors: list[Collector] = []
     if leases is not None:
+        deliveries = Deliveries(settings, log, store, leases=leases)
         workers = [
             Loaders(settings.data_dir, log, store, leases),
-            Deliveries(settings, log, store, leases=leases),
+            deliveries,
             SchedulerThread(
                 settings.data_dir,
                 store,
@@ -103,7 +106,15 @@ def serve(settings: Settings) -> None:
                 leases=leases,
             ),
         ]
-    app = create_app(settings, log, store, on_started=lambda: click.echo("Ready."), workers=workers)
+        collectors.append(deliveries.metrics)
+    app = create_app(
+        settings,
+        log,
+        store,
+        on_started=lambda: click.echo("Ready."),
+        workers=workers,
+        collectors=collectors,
+    )
     config = uvicorn.Config(
         app,
         host=settings.host,
