@@ -1,7 +1,7 @@
 """Reverse-ETL benchmark: a 1,000,000-row model synced to Trackway's own ingest.
 
     .venv/bin/python bench/reverse_etl.py [--rows 1000000] [--data-dir DIR] [--keep-data]
-                                          [--json PATH]
+                                          [--json PATH] [--database URL]
 
 It creates a DuckDB file with a `users` table of `--rows` rows (id, userId, email,
 plan, score, updated_at), starts `trackway serve` on a fresh data directory (pinned
@@ -13,6 +13,12 @@ columns, the timestamp column). Then, each in a fresh process pinned to CPU 1:
 2. after updating 1% of the rows (a mapped column), adding 0.5% and deleting 0.5%,
    the second run: its diff + plan (query, hash, stage, key checks, diff; until the
    first event could be sent) must take < 20 s and the process's peak RSS < 500 MB.
+
+With `--database postgresql://...`, the sync state (snapshot, runs, the staged result
+and the diff) lives in that PostgreSQL database instead of `reverse_etl/state.db`; the
+server, its log and the workspace state stay in the data directory, so only the sync
+state's backend differs between the two. The sync gets a name of its own
+(`bench-<hex>`), and its state is deleted at the end.
 
 Afterwards it checks in the server's log that every row's events arrived once:
 initial rows + changes, no duplicates. Exit status 0 when the targets are met and the
@@ -48,15 +54,16 @@ def main() -> int:
     parser.add_argument("--data-dir", type=Path, help="where the temporary directory goes")
     parser.add_argument("--keep-data", action="store_true")
     parser.add_argument("--json", type=Path, help="also write the numbers as JSON")
+    parser.add_argument("--database", metavar="URL", help="the sync state in PostgreSQL")
     parser.add_argument(
-        "--child", nargs=3, metavar=("DATA_DIR", "URL", "LABEL"), help=argparse.SUPPRESS
+        "--child", nargs=4, metavar=("DATA_DIR", "URL", "LABEL", "SYNC"), help=argparse.SUPPRESS
     )
     args = parser.parse_args()
     if args.child:
-        return child(Path(args.child[0]), args.child[1])
+        return child(Path(args.child[0]), args.child[1], args.child[3], args.database)
     work = Path(tempfile.mkdtemp(prefix="trackway-retl-", dir=args.data_dir))
     try:
-        return bench(work, args.rows, args.json)
+        return bench(work, args.rows, args.json, args.database)
     finally:
         if args.keep_data:
             print(f"data kept in {work}")
@@ -64,8 +71,10 @@ def main() -> int:
             shutil.rmtree(work, ignore_errors=True)
 
 
-def bench(work: Path, rows: int, json_path: Path | None) -> int:
+def bench(work: Path, rows: int, json_path: Path | None, database: str | None) -> int:
     import duckdb
+
+    sync = f"{SYNC}-{os.urandom(4).hex()}" if database else SYNC
 
     source = work / "source.duckdb"
     data_dir = work / "data"
@@ -82,8 +91,8 @@ def bench(work: Path, rows: int, json_path: Path | None) -> int:
 
     server = _start_server(data_dir)
     try:
-        _declare(data_dir, source)
-        first = _run_child(data_dir, server, "initial")
+        _declare(data_dir, source, sync)
+        first = _run_child(data_dir, server, "initial", sync, database)
         conn = duckdb.connect(str(source))
         changed, added, removed = rows // 100, rows // 200, rows // 200
         conn.execute("UPDATE users SET plan = 'enterprise' WHERE id % 100 = 7")
@@ -93,15 +102,18 @@ def bench(work: Path, rows: int, json_path: Path | None) -> int:
             f" TIMESTAMP '2025-01-01' FROM range({rows}, {rows + added}) t(i)"
         )
         conn.close()
-        second = _run_child(data_dir, server, "second")
+        second = _run_child(data_dir, server, "second", sync, database)
+        state_mb = _state_mb(data_dir, database)
     finally:
         _stop(server["process"])
+        if database:
+            _forget(database, sync)
 
     expected = rows + changed + added + removed
     stored, unique = _stored_events(data_dir)
-    state_mb = sum(f.stat().st_size for f in (data_dir / "reverse_etl").glob("state.db*")) / 1e6
     results = {
         "rows": rows,
+        "sync_state": "postgresql" if database else "sqlite",
         "initial": first,
         "second": second,
         "state_db_mb": round(state_mb, 1),
@@ -115,7 +127,42 @@ def bench(work: Path, rows: int, json_path: Path | None) -> int:
     return 0 if ok else 1
 
 
-def _declare(data_dir: Path, source: Path) -> None:
+def _state_mb(data_dir: Path, database: str | None) -> float:
+    """The size of the sync state: state.db, or the PostgreSQL tables."""
+    if database is None:
+        files = (data_dir / "reverse_etl").glob("state.db*")
+        return sum(f.stat().st_size for f in files) / 1e6
+    import psycopg
+
+    with psycopg.connect(database) as conn:
+        row = conn.execute(
+            "SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class AS c"
+            " JOIN pg_namespace AS n ON n.oid = c.relnamespace"
+            " WHERE n.nspname = 'trackway' AND c.relname LIKE 'reverse_etl_%' AND c.relkind = 'r'"
+        ).fetchone()
+    return int(row[0] if row and row[0] else 0) / 1e6
+
+
+def _forget(database: str, sync: str) -> None:
+    """Delete the benchmark sync's state from the database."""
+    import psycopg
+
+    with psycopg.connect(database) as conn:
+        conn.execute("SET search_path = trackway")
+        row = conn.execute("SELECT id FROM reverse_etl_syncs WHERE name = %s", (sync,)).fetchone()
+        if row is None:
+            return
+        conn.execute("DELETE FROM reverse_etl_snapshot WHERE sync_id = %s", row)
+        conn.execute(
+            "DELETE FROM reverse_etl_run_errors WHERE run_id IN"
+            " (SELECT id FROM reverse_etl_runs WHERE sync_id = %s)",
+            row,
+        )
+        conn.execute("DELETE FROM reverse_etl_runs WHERE sync_id = %s", row)
+        conn.execute("DELETE FROM reverse_etl_syncs WHERE id = %s", row)
+
+
+def _declare(data_dir: Path, source: Path, name: str) -> None:
     from trackway.reverse_etl.apply import apply_reverse_etl
     from trackway.reverse_etl.config import Connection, EventNames, ModelSpec, SyncSpec
     from trackway.storage.sqlite.state import SQLiteStateStore
@@ -123,7 +170,7 @@ def _declare(data_dir: Path, source: Path) -> None:
     store = SQLiteStateStore(data_dir / "state.db")
     model = ModelSpec("users", Connection("duckdb", str(source)), "SELECT * FROM users", "id")
     sync = SyncSpec(
-        SYNC, "users", "track", {"email": "email", "plan": "plan", "score": "score"},
+        name, "users", "track", {"email": "email", "plan": "plan", "score": "score"},
         user_id="user_id", timestamp="updated_at", send_initial=True,
         events=EventNames(added="User Added", changed="User Changed", removed="User Removed"),
     )  # fmt: skip
@@ -131,16 +178,17 @@ def _declare(data_dir: Path, source: Path) -> None:
     store.close()
 
 
-def child(data_dir: Path, url: str) -> int:
+def child(data_dir: Path, url: str, sync: str, database: str | None) -> int:
     """One run of the sync in this process; prints its numbers as JSON."""
     import httpx
 
     from trackway.reverse_etl.runner import Runner
-    from trackway.reverse_etl.state.sqlite import SQLiteSyncStore
+    from trackway.reverse_etl.state import open_sync_store
+    from trackway.settings import Settings
     from trackway.storage.sqlite.state import SQLiteStateStore
 
     store = SQLiteStateStore(data_dir / "state.db")
-    syncs = SQLiteSyncStore.in_data_dir(data_dir)
+    syncs = open_sync_store(Settings(data_dir=data_dir, database_url=database))
     marks: dict[str, float] = {}
     started = time.perf_counter()
 
@@ -150,7 +198,7 @@ def child(data_dir: Path, url: str) -> int:
             marks["cpu_at_plan"] = sum(os.times()[:2])
 
     with httpx.Client() as client:
-        run = Runner(data_dir, store, syncs, url, client).run(SYNC, progress=progress)
+        run = Runner(data_dir, store, syncs, url, client).run(sync, progress=progress)
     ended = time.perf_counter()
     syncs.close()
     store.close()
@@ -172,8 +220,11 @@ def child(data_dir: Path, url: str) -> int:
     return 0
 
 
-def _run_child(data_dir: Path, server: dict[str, Any], label: str) -> dict[str, Any]:
-    command = [sys.executable, __file__, "--child", str(data_dir), server["url"], label]
+def _run_child(
+    data_dir: Path, server: dict[str, Any], label: str, sync: str, database: str | None
+) -> dict[str, Any]:
+    command = [sys.executable, __file__, "--child", str(data_dir), server["url"], label, sync]
+    command += ["--database", database] if database else []
     server_cpu = _cpu_s(server["process"].pid)
     done = subprocess.run(_pinned(1, command), capture_output=True, text=True, check=False)
     if done.returncode != 0:
@@ -273,7 +324,8 @@ def _report(r: dict[str, Any]) -> bool:
             f" | {x['cpu_s']} s ({x['send_cpu_s']} s) / {x['server_cpu_s']} s |"
         )
     print(
-        f"\nstate db: {r['state_db_mb']} MB; events stored {r['events_stored']:,}"
+        f"\nsync state ({r['sync_state']}): {r['state_db_mb']} MB;"
+        f" events stored {r['events_stored']:,}"
         f" (unique {r['events_unique']:,}, expected {r['events_expected']:,})"
     )
     for name, ok in checks.items():
