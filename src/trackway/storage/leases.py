@@ -123,9 +123,9 @@ class LeaseHolder:
         self._surplus: set[str] = set()
         """Held keys above the fair share, being handed over: released at the next
         `hold()` (their work has stopped by then)."""
-        self._unclaimed: set[str] = set()
-        """Wanted keys seen not held here while at the fair share, at `_sweep_at`."""
-        self._sweep_at = 0.0
+        self._unclaimed: dict[str, float] = {}
+        """Wanted keys not held here while at the fair share → since when (monotonic)
+        without interruption (last reset when tried)."""
         self._extra: set[str] = set()
         self._workers_seen = 1
         """The live workers as `hold()` last counted them."""
@@ -159,6 +159,7 @@ class LeaseHolder:
                 self._beat(self.leases)
                 if self.workers > self._workers_seen:  # one joined: it may want the extras
                     self._extra.clear()
+                    self._unclaimed.clear()
                 self._workers_seen = self.workers
                 share = fair_share(len(wanted), self.workers)
                 now = time.monotonic()
@@ -170,6 +171,7 @@ class LeaseHolder:
                 regular = [k for k in held if k not in self._extra]
                 if len(regular) > share:
                     self._surplus = set(regular[share:])
+                    self._unclaimed.clear()
                     logger.info(
                         "%s: %d leases above the fair share (%d of %d for %d workers)"
                         " handed over: %s",
@@ -182,7 +184,7 @@ class LeaseHolder:
                     )
                 elif missing and len(held) < share:
                     self._grant(missing, self.leases, limit=share - len(held))
-                    self._unclaimed = set()
+                    self._unclaimed.clear()
                 else:
                     self._sweep(missing, self.leases)
             except Exception as exc:
@@ -241,12 +243,11 @@ class LeaseHolder:
         (no worker under its share wants them) as extras, so that no work is left
         undone when the workers want different keys."""
         now = time.monotonic()
-        if now < self._sweep_at:
-            return
-        candidates = [k for k in missing if k in self._unclaimed]
-        self._unclaimed = set(missing)
-        self._sweep_at = now + self.ttl_s
+        self._unclaimed = {k: self._unclaimed.get(k, now) for k in missing}
+        candidates = [k for k, since in self._unclaimed.items() if now - since >= self.ttl_s]
         if candidates:
+            for key in candidates:  # held by another (most often): try again in a TTL
+                self._unclaimed[key] = now
             taken = self._grant(candidates, leases)
             if taken:
                 logger.info(
