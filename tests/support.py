@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 
 from trackway import codec
+from trackway.storage.postgres.log import PostgresEventLog
 from trackway.storage.postgres.state import PostgresStateStore
 from trackway.storage.sqlite.log import SQLiteEventLog
 from trackway.storage.sqlite.state import SQLiteStateStore
@@ -33,11 +34,20 @@ class Server:
     admin_token: str
     banner: list[str] = field(default_factory=list)
     _drain: threading.Thread = field(default_factory=threading.Thread)
+    database: str | None = None
+    """The PostgreSQL URL it was started with (`--database`), if any."""
+
+    @property
+    def env(self) -> dict[str, str]:
+        """The environment for `cli(...)` to work on this server's storage."""
+        return {"TRACKWAY_DATABASE_URL": self.database} if self.database else {}
 
     def client(self) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=10)
 
-    def log(self) -> SQLiteEventLog:
+    def log(self) -> SQLiteEventLog | PostgresEventLog:
+        if self.database:
+            return PostgresEventLog(self.database)
         return SQLiteEventLog(self.data_dir / "log.db")
 
     def events(self, limit: int = 100_000) -> list[dict[str, Any]]:
@@ -59,6 +69,7 @@ class Server:
             str(limit),
             "--json",
             data_dir=self.data_dir,
+            env=self.env,
         )
         result: list[dict[str, Any]] = codec.loads(out)
         return result
@@ -120,7 +131,7 @@ def start_server(data_dir: Path, *extra: str, env: dict[str, str] | None = None)
     source = store.get_source("default")
     write_key = next(k.key for k in store.write_keys(source.id) if k.expires_at is None)
     store.close()
-    return Server(data_dir, process, url, write_key, admin_token, banner, drainer)
+    return Server(data_dir, process, url, write_key, admin_token, banner, drainer, database)
 
 
 def until(fn: Callable[[], Any], want: Any, seconds: float = 10) -> Any:

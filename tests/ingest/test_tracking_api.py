@@ -3,15 +3,47 @@
 import base64
 import gzip
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 
-from tests.support import Server, cli, until
+from tests.support import Server, cli, start_server, until
 
 pytestmark = pytest.mark.usefixtures("shared_server")
+
+PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def shared_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    """One server for this module per storage backend: the log and state in SQLite
+    files, or in a PostgreSQL database made for it."""
+    data_dir = tmp_path_factory.mktemp(f"shared-{request.param}") / "data"
+    if request.param == "sqlite":
+        srv = start_server(data_dir)
+        try:
+            yield srv
+        finally:
+            srv.stop()
+        return
+    name = f"trackway_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    try:
+        srv = start_server(data_dir, "--database", f"postgresql://postgres@127.0.0.1:5432/{name}")
+        try:
+            yield srv
+        finally:
+            srv.stop()
+    finally:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
 
 
 def basic(key: str) -> dict[str, str]:
