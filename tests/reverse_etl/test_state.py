@@ -84,9 +84,10 @@ def test_keys_keep_their_type_through_plan_snapshot_and_errors(open_store: Opene
         store.finish_run(run, "succeeded", Counts(), None)
 
 
-def test_a_connection_lost_mid_run_fails_that_run_only(settings: Settings) -> None:
-    if settings.database_url is None:
-        pytest.skip("PostgreSQL's connection")
+def test_a_connection_lost_mid_run_fails_that_run_only(tmp_path: Path, pg_url: str) -> None:
+    # PostgreSQL only: a SQLite store has no connection to lose
+    settings = Settings(data_dir=tmp_path, database_url=pg_url)
+    assert settings.database_url is not None
     store = open_sync_store(settings)
     try:
         with pytest.raises(StorageUnavailable), store.lock("cut"):
