@@ -12,6 +12,7 @@ import time
 from typing import Literal
 
 from trackway.destinations.config import DestinationSpec
+from trackway.destinations.http import HttpTransport
 from trackway.destinations.state import Alert, Counts, DeliveryStore
 from trackway.destinations.transport import Request, TransportError
 from trackway.settings import parse_duration
@@ -57,8 +58,6 @@ def check(spec: DestinationSpec, store: DeliveryStore) -> Alert | None:
 
 
 def _notify(spec: DestinationSpec, kind: str, rate: float, attempts: int, now_ms: int) -> str:
-    from trackway.destinations.http import HttpTransport
-
     rules = spec.alerts
     assert rules is not None
     if rules.webhook is None:

@@ -18,7 +18,7 @@ from typing import Any, Literal, Protocol
 
 from trackway.destinations.framework import Discard
 from trackway.destinations.pipeline import Destination, Subscription
-from trackway.destinations.state import DeadLetter, ErrorSample, Outcome, Pending
+from trackway.destinations.state import DeadLetter, DeadReason, ErrorSample, Outcome, Pending
 from trackway.destinations.transport import Request, Response, Transport, TransportError
 from trackway.functions import Outcome as FunctionOutcome
 
@@ -275,7 +275,7 @@ class Delivery:
                 )
             )
 
-    def _dead(self, job: Job, attempts: int, reason: Any, result: _Result) -> DeadLetter:
+    def _dead(self, job: Job, attempts: int, reason: DeadReason, result: _Result) -> DeadLetter:
         return DeadLetter(
             job.subscription.name,
             job.position,

@@ -13,6 +13,7 @@ from trackway.destinations.secrets import Secrets
 from trackway.destinations.state import DeliveryStore
 from trackway.destinations.transport import TransportError
 from trackway.destinations.worker import http_transport
+from trackway.functions import FunctionPool
 from trackway.storage.base import EventLog, StateStore
 from trackway.storage.positions import position_at
 
@@ -47,8 +48,6 @@ def compiled(state: StateStore, data_dir: Path, name: str) -> Destination:
 def run_test(destination: Destination, event: dict[str, Any], dry_run: bool) -> tester.TestResult:
     """The event tester with the destination's real transport (none for a dry run) and,
     when it has an insert function, a one-process function pool."""
-    from trackway.functions import FunctionPool
-
     transport = None if dry_run else http_transport(destination)
     pool = FunctionPool(workers=1) if destination.spec.function else None
     try:

@@ -9,6 +9,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from trackway import codec
 from trackway.destinations.config import DestinationSpec
 from trackway.destinations.state import COUNTERS, Counts, DeliveryStore
 
@@ -119,8 +120,6 @@ def _cell(value: Any) -> str:
 
 
 def _short(value: Any, limit: int = 300) -> str:
-    from trackway import codec
-
     text = codec.dumps_text(value) if not isinstance(value, str) else value
     text = " ".join(text.split())
     return text if len(text) <= limit else text[:limit] + "…"

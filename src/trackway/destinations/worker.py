@@ -25,11 +25,13 @@ from concurrent.futures import ThreadPoolExecutor
 from trackway.destinations import alerts, config
 from trackway.destinations.config import DestinationSpec
 from trackway.destinations.delivery import Delivery, Functions, Job
+from trackway.destinations.http import HttpTransport
 from trackway.destinations.metrics import DeliveryMetrics
 from trackway.destinations.pipeline import Destination
 from trackway.destinations.secrets import Secrets
 from trackway.destinations.state import Cursor, DeliveryStore, Outcome, open_delivery_store
 from trackway.destinations.transport import Transport
+from trackway.functions import FunctionPool
 from trackway.settings import Settings
 from trackway.storage.base import EventLog, StateStore
 from trackway.storage.leases import LeaseHolder, Leases
@@ -51,8 +53,6 @@ _WINDOW_MAX = 4_000
 
 def http_transport(destination: Destination) -> Transport:
     """The real transport for a destination, from its delivery options."""
-    from trackway.destinations.http import HttpTransport
-
     delivery = destination.spec.delivery
     return HttpTransport(
         timeout_s=destination.timeout_s,
@@ -324,6 +324,4 @@ def _lease_key(destination: str) -> str:
 
 
 def _function_pool() -> Functions:
-    from trackway.functions import FunctionPool
-
     return FunctionPool()
