@@ -12,6 +12,7 @@ from starlette.routing import Route, Router
 from trackway import codec
 from trackway.admin.auth import AdminAuth
 from trackway.admin.openapi import OPENAPI
+from trackway.admin.params import int_param
 from trackway.debugger import record_json
 from trackway.destinations.admin import routes as destination_routes
 from trackway.settings import Settings
@@ -54,7 +55,7 @@ def admin_app(auth: AdminAuth, store: StateStore, log: EventLog, settings: Setti
 
     async def events(request: Request) -> Response:
         source = store.get_source(request.path_params["name"])
-        limit = _int(request.query_params.get("limit", "50"), "limit", 1, 10_000)
+        limit = int_param(request.query_params.get("limit", "50"), "limit", 1, 10_000)
         status = request.query_params.get("status")
         if status is not None and status not in _STATUSES:
             raise ValueError(f"status must be one of {', '.join(sorted(_STATUSES))}")
@@ -116,13 +117,3 @@ async def _sse(log: EventLog, source: Source) -> AsyncIterator[bytes]:
             )
     finally:
         unsubscribe()
-
-
-def _int(value: str, name: str, low: int, high: int) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise ValueError(f"{name} must be a whole number") from None
-    if not low <= number <= high:
-        raise ValueError(f"{name} must be between {low} and {high}")
-    return number

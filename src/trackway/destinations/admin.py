@@ -13,6 +13,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from trackway import codec
+from trackway.admin.params import int_param
 from trackway.cli_options import parse_since
 from trackway.destinations import config, operations, report
 from trackway.destinations.config import DestinationNotFound
@@ -64,7 +65,7 @@ def routes(settings: Settings, state: StateStore, log: EventLog, guarded: Guard)
     def delivery(request: Request, body: bytes) -> Any:
         spec = config.find(state, request.path_params["name"])
         window = parse_duration(request.query_params.get("window", "24h"))
-        errors = _int(request.query_params.get("errors", "5"), "errors", 0, 100)
+        errors = int_param(request.query_params.get("errors", "5"), "errors", 0, 100)
         with delivery_store() as store:
             return report.delivery_report(spec, store, log.last_seqs()["accepted"], window, errors)
 
@@ -90,7 +91,7 @@ def routes(settings: Settings, state: StateStore, log: EventLog, guarded: Guard)
 
     def dead_letters(request: Request, body: bytes) -> Any:
         spec = config.find(state, request.path_params["name"])
-        limit = _int(request.query_params.get("limit", "20"), "limit", 1, 10_000)
+        limit = int_param(request.query_params.get("limit", "20"), "limit", 1, 10_000)
         with delivery_store() as store:
             return {
                 "total": store.dead_letter_count(spec.name),
@@ -134,9 +135,3 @@ def _object(body: bytes, example: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ValueError(f"the body must be a JSON object: {example}")
     return data
-
-
-def _int(text: str, name: str, low: int, high: int) -> int:
-    if not text.isdigit() or not low <= int(text) <= high:
-        raise ValueError(f"{name} must be a whole number from {low} to {high}")
-    return int(text)
