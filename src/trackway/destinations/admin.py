@@ -2,8 +2,8 @@
 destination's declaration (secrets masked), its delivery view, the event tester,
 replay, dead letters and re-sending them."""
 
-import contextlib
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
+from contextlib import closing
 from typing import Any
 
 import msgspec
@@ -19,7 +19,7 @@ from trackway.destinations import config, operations, report
 from trackway.destinations.config import DestinationNotFound
 from trackway.destinations.framework import InvalidSettings
 from trackway.destinations.secrets import SecretError
-from trackway.destinations.state import DeliveryStore, open_delivery_store
+from trackway.destinations.state import open_delivery_store
 from trackway.settings import Settings, parse_duration
 from trackway.storage.base import EventLog, StateStore
 
@@ -29,14 +29,6 @@ Guard = Callable[[Callable[[Request], Awaitable[Response]]], Any]
 def routes(settings: Settings, state: StateStore, log: EventLog, guarded: Guard) -> list[Route]:
     """The routes, each behind the admin API's token check (`guarded`)."""
     data_dir = settings.data_dir
-
-    @contextlib.contextmanager
-    def delivery_store() -> Iterator[DeliveryStore]:
-        store = open_delivery_store(settings)
-        try:
-            yield store
-        finally:
-            store.close()
 
     def handle(fn: Callable[[Request, bytes], Any]) -> Any:
         async def endpoint(request: Request) -> Response:
@@ -51,7 +43,7 @@ def routes(settings: Settings, state: StateStore, log: EventLog, guarded: Guard)
         return guarded(endpoint)
 
     def overview(request: Request, body: bytes) -> Any:
-        with delivery_store() as store:
+        with closing(open_delivery_store(settings)) as store:
             return operations.overview(
                 config.destinations(state), store, log.last_seqs()["accepted"]
             )
@@ -66,7 +58,7 @@ def routes(settings: Settings, state: StateStore, log: EventLog, guarded: Guard)
         spec = config.find(state, request.path_params["name"])
         window = parse_duration(request.query_params.get("window", "24h"))
         errors = int_param(request.query_params.get("errors", "5"), "errors", 0, 100)
-        with delivery_store() as store:
+        with closing(open_delivery_store(settings)) as store:
             return report.delivery_report(spec, store, log.last_seqs()["accepted"], window, errors)
 
     def test(request: Request, body: bytes) -> Any:
@@ -86,13 +78,13 @@ def routes(settings: Settings, state: StateStore, log: EventLog, guarded: Guard)
         if not isinstance(since, str):
             raise ValueError("'since' must be a time (ISO 8601 with an offset) or a duration")
         spec = config.find(state, request.path_params["name"])
-        with delivery_store() as store:
+        with closing(open_delivery_store(settings)) as store:
             return operations.replay(spec, log, store, parse_since(since))
 
     def dead_letters(request: Request, body: bytes) -> Any:
         spec = config.find(state, request.path_params["name"])
         limit = int_param(request.query_params.get("limit", "20"), "limit", 1, 10_000)
-        with delivery_store() as store:
+        with closing(open_delivery_store(settings)) as store:
             return {
                 "total": store.dead_letter_count(spec.name),
                 "dead_letters": [
@@ -106,7 +98,7 @@ def routes(settings: Settings, state: StateStore, log: EventLog, guarded: Guard)
         if ids is not None and (not isinstance(ids, list) or not all(type(i) is int for i in ids)):
             raise ValueError("'ids' must be a list of dead letter ids")
         spec = config.find(state, request.path_params["name"])
-        with delivery_store() as store:
+        with closing(open_delivery_store(settings)) as store:
             return {"resent": operations.resend(spec, store, ids)}
 
     def authentication(request: Request, body: bytes) -> Any:

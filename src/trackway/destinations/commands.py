@@ -1,10 +1,9 @@
 """`trackway destinations ...`: list and inspect destinations, see their deliveries, test
 an event, replay the log, and re-send dead letters."""
 
-import contextlib
 import sys
 import time
-from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,7 @@ from trackway.destinations import config, operations, report
 from trackway.destinations.config import DestinationConfigError
 from trackway.destinations.framework import InvalidSettings
 from trackway.destinations.secrets import SecretError
-from trackway.destinations.state import DeliveryStore, open_delivery_store
+from trackway.destinations.state import open_delivery_store
 from trackway.server.run import open_log, open_state
 from trackway.settings import parse_duration
 
@@ -33,15 +32,6 @@ _friendly = friendly(ValueError, DestinationConfigError, SecretError, InvalidSet
 @click.group(name="destinations")
 def destinations_group() -> None:
     """Destinations: where events are delivered (declare them with `trackway apply`)."""
-
-
-@contextlib.contextmanager
-def _delivery_store(data_dir: Path) -> Iterator[DeliveryStore]:
-    store = open_delivery_store(storage_settings(data_dir))
-    try:
-        yield store
-    finally:
-        store.close()
 
 
 def _end_of_log(data_dir: Path) -> int:
@@ -60,7 +50,7 @@ def list_command(data_dir: Path, as_json: bool) -> None:
     """The destinations, with how far behind the log each is and what waits."""
     specs = config.destinations(open_state(storage_settings(data_dir)))
     end = _end_of_log(data_dir)
-    with _delivery_store(data_dir) as store:
+    with closing(open_delivery_store(storage_settings(data_dir))) as store:
         rows = operations.overview(specs, store, end)
     if as_json:
         click.echo(codec.dumps_text(rows))
@@ -110,7 +100,7 @@ def delivery_command(
     latency (p50/p95), then the last errors with the event, request and response."""
     spec = config.find(open_state(storage_settings(data_dir)), name)
     end = _end_of_log(data_dir)
-    with _delivery_store(data_dir) as store:
+    with closing(open_delivery_store(storage_settings(data_dir))) as store:
         found = report.delivery_report(spec, store, end, parse_duration(window), error_count)
     click.echo(codec.dumps_text(found) if as_json else report.render(found))
 
@@ -207,7 +197,7 @@ def replay_command(name: str, since: str, data_dir: Path) -> None:
     spec = config.find(open_state(storage_settings(data_dir)), name)
     log = open_log(storage_settings(data_dir))
     try:
-        with _delivery_store(data_dir) as store:
+        with closing(open_delivery_store(storage_settings(data_dir))) as store:
             moved = operations.replay(spec, log, store, since_ms)
     finally:
         log.close()
@@ -225,7 +215,7 @@ def replay_command(name: str, since: str, data_dir: Path) -> None:
 def dead_letters_command(name: str, limit: int, data_dir: Path, as_json: bool) -> None:
     """The newest dead letters: events discarded or out of retries, kept until re-sent."""
     spec = config.find(open_state(storage_settings(data_dir)), name)
-    with _delivery_store(data_dir) as store:
+    with closing(open_delivery_store(storage_settings(data_dir))) as store:
         letters = store.dead_letters(spec.name, limit)
         total = store.dead_letter_count(spec.name)
     if as_json:
@@ -255,6 +245,6 @@ def dead_letters_command(name: str, limit: int, data_dir: Path, as_json: bool) -
 def resend_command(name: str, ids: tuple[int, ...], data_dir: Path) -> None:
     """Re-send dead letters: they go back into the retry schedule, due now."""
     spec = config.find(open_state(storage_settings(data_dir)), name)
-    with _delivery_store(data_dir) as store:
+    with closing(open_delivery_store(storage_settings(data_dir))) as store:
         moved = operations.resend(spec, store, list(ids) or None)
     click.echo(f"{moved} dead letter(s) of '{name}' will be delivered again.")
