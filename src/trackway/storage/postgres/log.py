@@ -25,19 +25,16 @@ from typing import Any
 import numpy as np
 import psycopg
 
-from trackway import codec
-from trackway.spec.limits import MAX_BATCH_EVENTS
 from trackway.storage.base import StorageUnavailable
+from trackway.storage.chunk_reads import ChunkReads
 from trackway.storage.group_commit import (
     GroupCommitLog,
     Pending,
-    accepted_records,
     current_ms,
-    raw_json,
 )
 from trackway.storage.postgres.connect import connect, unavailable
 from trackway.storage.postgres.migrations import migrate
-from trackway.storage.records import DebugRecord, LogEvent, Status
+from trackway.storage.records import Status
 
 _TABLES: dict[Status, str] = {
     "accepted": "chunks",
@@ -61,7 +58,7 @@ _INSERT_CHUNKS = """
 """
 
 
-class PostgresEventLog(GroupCommitLog):
+class PostgresEventLog(GroupCommitLog, ChunkReads):
     """The `EventLog` in a PostgreSQL database shared by any number of processes."""
 
     def __init__(
@@ -222,6 +219,9 @@ class PostgresEventLog(GroupCommitLog):
 
     # -- reading -----------------------------------------------------------------
 
+    def _rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+        return self._query(sql.replace("?", "%s"), params)
+
     def _query(self, sql: str, params: Iterable[Any] = ()) -> list[Any]:
         """Rows of a read on this thread's connection; a failure drops the connection."""
         conn: psycopg.Connection[Any] | None = getattr(self._local, "conn", None)
@@ -237,55 +237,6 @@ class PostgresEventLog(GroupCommitLog):
                 conn.close()
             raise unavailable(exc) from exc
 
-    def read(self, after: int, limit: int) -> list[LogEvent]:
-        """Up to `limit` events with a position greater than `after`, in order."""
-        # Positions are consecutive, so the events wanted lie in chunks that start at or
-        # before after + limit.
-        rows = self._query(
-            "SELECT pos, source_id, received_at, events FROM chunks WHERE pos >="
-            " coalesce((SELECT max(pos) FROM chunks WHERE pos <= %s), 0) AND pos <= %s"
-            " ORDER BY pos",
-            (after + 1, after + limit),
-        )
-        out: list[LogEvent] = []
-        for pos, source_id, at_ms, events in rows:
-            for offset, event in enumerate(codec.loads(events)):
-                if pos + offset > after:
-                    out.append(LogEvent(pos + offset, source_id, at_ms, event))
-                    if len(out) == limit:
-                        return out
-        return out
-
-    def debug_records(
-        self, source_id: int, limit: int, statuses: frozenset[Status] | None = None
-    ) -> list[DebugRecord]:
-        """The newest `limit` records of a source, newest first."""
-        wanted = statuses or frozenset(_TABLES)
-        records: list[DebugRecord] = []
-        if "accepted" in wanted:
-            rows = self._query(
-                "SELECT pos, received_at, events FROM chunks WHERE source_id = %s"
-                " ORDER BY pos DESC LIMIT %s",
-                (source_id, limit),
-            )
-            records.extend(accepted_records(source_id, rows, limit))
-        records.extend(self._side_records(source_id, wanted, "id DESC", 0, limit))
-        records.sort(key=lambda r: (r.received_at_ms, r.seq), reverse=True)
-        return records[:limit]
-
-    def debug_records_after(self, source_id: int, after: dict[Status, int]) -> list[DebugRecord]:
-        """Records of a source newer than the given per-status sequence numbers, oldest first."""
-        rows = self._query(
-            "SELECT pos, received_at, events FROM chunks WHERE source_id = %s AND pos > %s"
-            " ORDER BY pos",
-            (source_id, after["accepted"] - MAX_BATCH_EVENTS),
-        )
-        records = [r for r in accepted_records(source_id, rows, None) if r.seq > after["accepted"]]
-        for status in ("rejected", "duplicate"):
-            records.extend(self._side_records(source_id, {status}, "id", after[status], None))
-        records.sort(key=lambda r: r.received_at_ms)
-        return records
-
     def last_seqs(self) -> dict[Status, int]:
         """The newest sequence number per status, to follow the log from now on."""
         [(accepted, rejected, duplicate)] = self._query(
@@ -293,33 +244,6 @@ class PostgresEventLog(GroupCommitLog):
             " (SELECT max(id) FROM duplicates)"
         )
         return {"accepted": accepted, "rejected": rejected or 0, "duplicate": duplicate or 0}
-
-    def _side_records(
-        self,
-        source_id: int,
-        wanted: Iterable[str],
-        order: str,
-        after: int,
-        limit: int | None,
-    ) -> list[DebugRecord]:
-        records: list[DebugRecord] = []
-        limit_sql = "" if limit is None else f" LIMIT {int(limit)}"
-        if "rejected" in wanted:
-            for seq, at_ms, index, code, message, raw in self._query(
-                "SELECT id, received_at, idx, code, message, raw FROM failures"
-                f" WHERE source_id = %s AND id > %s ORDER BY {order}{limit_sql}",
-                (source_id, after),
-            ):
-                error = {"code": code, "message": message, "index": index}
-                records.append(DebugRecord("rejected", source_id, at_ms, seq, raw_json(raw), error))
-        if "duplicate" in wanted:
-            for seq, at_ms, body in self._query(
-                "SELECT id, received_at, body FROM duplicates"
-                f" WHERE source_id = %s AND id > %s ORDER BY {order}{limit_sql}",
-                (source_id, after),
-            ):
-                records.append(DebugRecord("duplicate", source_id, at_ms, seq, codec.loads(body)))
-        return records
 
     # -- upkeep ------------------------------------------------------------------
 

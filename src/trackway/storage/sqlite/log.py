@@ -8,22 +8,17 @@ writer drains every append waiting in its queue, commits them in one transaction
 
 import sqlite3
 import threading
-from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
-from trackway import codec
-from trackway.spec.limits import MAX_BATCH_EVENTS
 from trackway.storage.base import StorageUnavailable
+from trackway.storage.chunk_reads import ChunkReads
 from trackway.storage.group_commit import (
     GroupCommitLog,
     Pending,
-    accepted_records,
     current_ms,
-    raw_json,
 )
 from trackway.storage.records import (
-    DebugRecord,
-    LogEvent,
     Status,
 )
 from trackway.storage.sqlite.connect import Synchronous, connect
@@ -73,7 +68,7 @@ _PAGE_SIZE = 65536
 4.2-5.0 → 3.7-3.9 µs per event, bench/RESULTS.md)."""
 
 
-class SQLiteEventLog(GroupCommitLog):
+class SQLiteEventLog(GroupCommitLog, ChunkReads):
     """The `EventLog` on a SQLite file (WAL mode)."""
 
     def __init__(
@@ -166,6 +161,9 @@ class SQLiteEventLog(GroupCommitLog):
         row = self._reader().execute(_LAST_END).fetchone()
         self._advance(row[0] if row else 1)
 
+    def _rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+        return self._reader().execute(sql, params).fetchall()
+
     def _reader(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
@@ -173,55 +171,6 @@ class SQLiteEventLog(GroupCommitLog):
             self._local.conn = conn
             self._readers.append(conn)
         return conn
-
-    def read(self, after: int, limit: int) -> list[LogEvent]:
-        """Up to `limit` events with a position greater than `after`, in order."""
-        # Start at the chunk that holds position after + 1; rows are fetched lazily.
-        rows = self._reader().execute(
-            "SELECT pos, source_id, received_at, events FROM chunks WHERE pos >="
-            " coalesce((SELECT max(pos) FROM chunks WHERE pos <= ?), 0) ORDER BY pos",
-            (after + 1,),
-        )
-        out: list[LogEvent] = []
-        for pos, source_id, at_ms, events in rows:
-            for offset, event in enumerate(codec.loads(events)):
-                if pos + offset > after:
-                    out.append(LogEvent(pos + offset, source_id, at_ms, event))
-                    if len(out) == limit:
-                        return out
-        return out
-
-    def debug_records(
-        self, source_id: int, limit: int, statuses: frozenset[Status] | None = None
-    ) -> list[DebugRecord]:
-        """The newest `limit` records of a source, newest first."""
-        wanted = statuses or frozenset(_TABLES)
-        conn = self._reader()
-        records: list[DebugRecord] = []
-        if "accepted" in wanted:
-            rows = conn.execute(
-                "SELECT pos, received_at, events FROM chunks WHERE source_id = ?"
-                " ORDER BY pos DESC LIMIT ?",
-                (source_id, limit),
-            )
-            records.extend(accepted_records(source_id, rows, limit))
-        records.extend(self._side_records(conn, source_id, wanted, "id DESC", 0, limit))
-        records.sort(key=lambda r: (r.received_at_ms, r.seq), reverse=True)
-        return records[:limit]
-
-    def debug_records_after(self, source_id: int, after: dict[Status, int]) -> list[DebugRecord]:
-        """Records of a source newer than the given per-status sequence numbers, oldest first."""
-        conn = self._reader()
-        rows = conn.execute(
-            "SELECT pos, received_at, events FROM chunks WHERE source_id = ? AND pos > ?"
-            " ORDER BY pos",
-            (source_id, after["accepted"] - MAX_BATCH_EVENTS),
-        )
-        records = [r for r in accepted_records(source_id, rows, None) if r.seq > after["accepted"]]
-        for status in ("rejected", "duplicate"):
-            records.extend(self._side_records(conn, source_id, {status}, "id", after[status], None))
-        records.sort(key=lambda r: r.received_at_ms)
-        return records
 
     def last_seqs(self) -> dict[Status, int]:
         """The newest sequence number per status, to follow the log from now on."""
@@ -232,36 +181,6 @@ class SQLiteEventLog(GroupCommitLog):
             row = conn.execute(f"SELECT max(id) FROM {_TABLES[status]}").fetchone()
             out[status] = row[0] or 0
         return out
-
-    @staticmethod
-    def _side_records(
-        conn: sqlite3.Connection,
-        source_id: int,
-        wanted: Iterable[str],
-        order: str,
-        after: int,
-        limit: int | None,
-    ) -> list[DebugRecord]:
-        records: list[DebugRecord] = []
-        limit_sql = "" if limit is None else f" LIMIT {int(limit)}"
-        if "rejected" in wanted:
-            for seq, at_ms, index, code, message, raw in conn.execute(
-                "SELECT id, received_at, idx, code, message, raw FROM failures"
-                f" WHERE source_id = ? AND id > ? ORDER BY {order}{limit_sql}",
-                (source_id, after),
-            ):
-                error = {"code": code, "message": message, "index": index}
-                records.append(DebugRecord("rejected", source_id, at_ms, seq, raw_json(raw), error))
-        if "duplicate" in wanted:
-            for seq, at_ms, body in conn.execute(
-                "SELECT id, received_at, body FROM duplicates"
-                f" WHERE source_id = ? AND id > ? ORDER BY {order}{limit_sql}",
-                (source_id, after),
-            ):
-                records.append(DebugRecord("duplicate", source_id, at_ms, seq, codec.loads(body)))
-        return records
-
-    # -- upkeep ------------------------------------------------------------------
 
     def enforce_retention(self, now_ms: int, conn: sqlite3.Connection | None = None) -> int:
         """Delete what is older than the retention period; returns the rows deleted.
