@@ -11,6 +11,7 @@ import bisect
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from trackway import codec
 from trackway.settings import Settings
 
 LATENCY_BOUNDS_MS = (
@@ -97,6 +98,20 @@ class Pending:
     id: int | None = None
     """Its row in the retry schedule (None until stored)."""
 
+    def row(self) -> tuple[Any, ...]:
+        """Its stored columns: subscription, position, received_at_ms, event (JSON),
+        attempts, first_failed_ms, next_at_ms, error."""
+        return (
+            self.subscription,
+            self.position,
+            self.received_at_ms,
+            codec.dumps(self.event),
+            self.attempts,
+            self.first_failed_ms,
+            self.next_at_ms,
+            self.error,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
@@ -112,6 +127,20 @@ class DeadLetter:
     failed_at_ms: int
     id: int | None = None
 
+    def row(self) -> tuple[Any, ...]:
+        """Its stored columns: subscription, position, received_at_ms, event (JSON),
+        attempts, reason, error, failed_at_ms."""
+        return (
+            self.subscription,
+            self.position,
+            self.received_at_ms,
+            codec.dumps(self.event),
+            self.attempts,
+            self.reason,
+            self.error,
+            self.failed_at_ms,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class ErrorSample:
@@ -124,6 +153,11 @@ class ErrorSample:
     event: Any
     request: Any = None
     response: Any = None
+
+    def row(self) -> tuple[Any, ...]:
+        """Its stored columns: at_ms, action, kind, message, samples (JSON)."""
+        samples = {"event": self.event, "request": self.request, "response": self.response}
+        return (self.at_ms, self.action, self.kind, self.message, codec.dumps(samples))
 
 
 @dataclass(slots=True)

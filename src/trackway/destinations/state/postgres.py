@@ -136,52 +136,27 @@ class PostgresDeliveryStore:
                 cur.executemany(
                     f"INSERT INTO delivery_retries(destination, {_RETRY_COLUMNS})"
                     " VALUES (%s, %s, %s, %s, %b, %s, %s, %s, %s)",
-                    [(destination, *_retry_values(r)) for r in new],
+                    [(destination, *r.row()) for r in new],
                 )
             if again:
                 cur.executemany(
                     "UPDATE delivery_retries SET subscription = %s, position = %s,"
                     " received_at_ms = %s, event = %b, attempts = %s, first_failed_ms = %s,"
                     " next_at_ms = %s, error = %s WHERE id = %s",
-                    [(*_retry_values(r), r.id) for r in again],
+                    [(*r.row(), r.id) for r in again],
                 )
             if outcome.dead:
                 cur.executemany(
                     "INSERT INTO delivery_dead_letters(destination, subscription, position,"
                     " received_at_ms, event, attempts, reason, error, failed_at_ms)"
                     " VALUES (%s, %s, %s, %s, %b, %s, %s, %s, %s)",
-                    [
-                        (
-                            destination,
-                            d.subscription,
-                            d.position,
-                            d.received_at_ms,
-                            codec.dumps(d.event),
-                            d.attempts,
-                            d.reason,
-                            d.error,
-                            d.failed_at_ms,
-                        )
-                        for d in outcome.dead
-                    ],
+                    [(destination, *d.row()) for d in outcome.dead],
                 )
             if outcome.errors:
                 cur.executemany(
                     "INSERT INTO delivery_errors(destination, at_ms, action, kind, message,"
                     " samples) VALUES (%s, %s, %s, %s, %s, %b)",
-                    [
-                        (
-                            destination,
-                            e.at_ms,
-                            e.action,
-                            e.kind,
-                            e.message,
-                            codec.dumps(
-                                {"event": e.event, "request": e.request, "response": e.response}
-                            ),
-                        )
-                        for e in outcome.errors
-                    ],
+                    [(destination, *e.row()) for e in outcome.errors],
                 )
                 cur.execute(
                     "DELETE FROM delivery_errors WHERE destination = %s AND id <= (SELECT id"
@@ -284,16 +259,3 @@ class PostgresDeliveryStore:
         with self._transaction() as conn:
             for table in ("cursors", "retries", "dead_letters", "stats", "errors", "alerts"):
                 conn.execute(f"DELETE FROM delivery_{table} WHERE destination = %s", (destination,))
-
-
-def _retry_values(item: Pending) -> tuple[Any, ...]:
-    return (
-        item.subscription,
-        item.position,
-        item.received_at_ms,
-        codec.dumps(item.event),
-        item.attempts,
-        item.first_failed_ms,
-        item.next_at_ms,
-        item.error,
-    )

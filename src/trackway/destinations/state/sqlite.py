@@ -162,16 +162,7 @@ class SQLiteDeliveryStore:
         if outcome.done:
             conn.executemany("DELETE FROM retries WHERE id = ?", [(rid,) for rid in outcome.done])
         for item in outcome.retry:
-            values = (
-                item.subscription,
-                item.position,
-                item.received_at_ms,
-                codec.dumps(item.event),
-                item.attempts,
-                item.first_failed_ms,
-                item.next_at_ms,
-                item.error,
-            )
+            values = item.row()
             if item.id is None:
                 conn.execute(
                     "INSERT INTO retries(destination, subscription, position, received_at_ms,"
@@ -189,38 +180,13 @@ class SQLiteDeliveryStore:
         conn.executemany(
             "INSERT INTO dead_letters(destination, subscription, position, received_at_ms,"
             " event, attempts, reason, error, failed_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                (
-                    destination,
-                    d.subscription,
-                    d.position,
-                    d.received_at_ms,
-                    codec.dumps(d.event),
-                    d.attempts,
-                    d.reason,
-                    d.error,
-                    d.failed_at_ms,
-                )
-                for d in outcome.dead
-            ],
+            [(destination, *d.row()) for d in outcome.dead],
         )
         if outcome.errors:
             conn.executemany(
                 "INSERT INTO errors(destination, at_ms, action, kind, message, samples)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
-                [
-                    (
-                        destination,
-                        e.at_ms,
-                        e.action,
-                        e.kind,
-                        e.message,
-                        codec.dumps(
-                            {"event": e.event, "request": e.request, "response": e.response}
-                        ),
-                    )
-                    for e in outcome.errors
-                ],
+                [(destination, *e.row()) for e in outcome.errors],
             )
             conn.execute(
                 "DELETE FROM errors WHERE destination = ? AND id <= (SELECT id FROM errors"
