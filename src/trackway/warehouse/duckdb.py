@@ -55,6 +55,10 @@ _OPEN_WAIT_S = 10.0
 # in a catch-up); fewer, larger checkpoints cost less in all. Data not yet checkpointed
 # stays in memory, so it is kept well under the loader's RSS budget (0004).
 _CHECKPOINT_THRESHOLD = "64MB"
+# One thread per load session: an INSERT of a micro-batch's few thousand rows ran
+# 1.3-2x slower with two threads than with one on the 2-core machine (the second thread
+# contends more than it helps), and the other core plans the next micro-batch (0009).
+_LOAD_THREADS = 1
 _OPEN_POLL_S = 0.05
 _BATCH_VIEW = "_trackway_batch"
 _NEW_FILE_BYTES = 1 << 20
@@ -147,6 +151,7 @@ class DuckDBWarehouse:
             conn.execute(_DDL)
             conn.execute(f"SET checkpoint_threshold = '{_CHECKPOINT_THRESHOLD}'")
             conn.execute(f"SET memory_limit = '{_MEMORY_LIMIT}'")
+            conn.execute(f"SET threads = {_LOAD_THREADS}")
             yield DuckDBSession(conn)
 
     def stats(self) -> Stats | None:
