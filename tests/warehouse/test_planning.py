@@ -17,6 +17,7 @@ from trackway.storage.sqlite.log import SQLiteEventLog
 from trackway.warehouse.config import WarehouseSpec
 from trackway.warehouse.duckdb import DuckDBWarehouse
 from trackway.warehouse.loader import WarehouseLoader
+from trackway.warehouse.planning import Job, PlanningProcess
 
 
 def append(log: EventLog, source_id: int, bodies: list[dict[str, object]]) -> None:
@@ -64,5 +65,24 @@ def test_a_backlog_is_planned_in_a_child_process(
         assert loader.catch_up(after=0) == 150
         assert query(warehouse, "SELECT count(*) AS n FROM web.tracks") == [{"n": 120}]
         warehouse.close()
+    finally:
+        log.close()
+
+
+def test_the_planning_process_ends_when_nobody_reads_its_plans(tmp_path: Path) -> None:
+    log = SQLiteEventLog(tmp_path / "log.db")
+    log.start()
+    try:
+        for part in range(10):
+            append(log, 1, [track("Signed Up", {"n": part * 20 + i}) for i in range(20)])
+        job = Job(("sqlite", str(tmp_path / "log.db")), {}, 100, {1: "web"}, 0, 200, 10, "duckdb")
+        planning = PlanningProcess(job, lambda ids: {1: "web"})
+        plans = iter(planning)
+        assert next(plans).events == 10
+        # The parent stops reading (it crashed, say): the child's writes fail, and it
+        # exits instead of waiting forever with its plans.
+        planning._from.close()
+        assert planning._process.wait(timeout=30) == 1
+        planning.close()
     finally:
         log.close()
