@@ -36,7 +36,7 @@ RESERVED_COLUMN = "reserved_column"
 DUPLICATE_COLUMN = "duplicate_column"
 
 # Column types whose values are stored as they come, by the Python type they take.
-_SAME: dict[ColumnType | None, type] = {"varchar": str, "float": float, "boolean": bool}
+_SAME: dict[ColumnType, type] = {"varchar": str, "float": float, "boolean": bool}
 _CONTEXT = "context_"
 
 
@@ -74,6 +74,11 @@ class TableLoad:
     encoded: bytes | None = None
     """The rows already encoded as a JSON array, when an engine prepared the plan in
     another process (`rows` then keeps only the ids, with empty rows)."""
+    as_is: dict[str, type] = field(default_factory=dict)
+    """While planning: the columns that take a payload value of the given Python type
+    as it is (fixed and `context_` columns never do)."""
+    context_as_is: dict[str, type] = field(default_factory=dict)
+    """While planning: the same for the `context_` columns."""
 
     def column_values(self) -> tuple[list[str], list[list[Any]]]:
         """The columns the rows have values for, and one list of values per column."""
@@ -156,6 +161,7 @@ class Planner:
             # The catalog's entry goes on changing with the next plan, maybe before
             # this one is loaded: the plan keeps the columns as they are now.
             table.columns = dict(table.columns)
+            table.as_is, table.context_as_is = {}, {}
         plan = LoadPlan(
             first_position=self._first_position,
             position=self._position,
@@ -203,6 +209,9 @@ class Planner:
             load = TableLoad(schema, name, fixed, columns, created)
             load.merge = call == "users"
             load.event_table = call == "track" and name != "tracks"
+            for column, type_ in columns.items():
+                if column not in fixed:
+                    _take_as_is(load, column, type_)
             self._tables[schema, name] = load
         return load
 
@@ -218,20 +227,21 @@ class Planner:
         table = self._table(schema, name, call)
         row = base.copy()
         received_at = row["received_at"]
-        columns = table.columns
         # The common case inline: a known column and a value of its type.
+        as_is = table.context_as_is
         for column, value in context:
-            if _SAME.get(columns.get(column)) is type(value) and column not in row:
+            if as_is.get(column) is type(value) and column not in row:
                 row[column] = value
             else:
                 self._set(table, row, column, value, received_at)
-        # A payload value whose column the loader owns is rejected, not dropped.
+        as_is = table.as_is
         fixed = table.fixed
         for column, value in payload:
-            if column in fixed or column.startswith(_CONTEXT):
-                self._reject(table, row, column, value, RESERVED_COLUMN, received_at)
-            elif _SAME.get(columns.get(column)) is type(value) and column not in row:
+            if as_is.get(column) is type(value) and column not in row:
                 row[column] = value
+            elif column in fixed or column.startswith(_CONTEXT):
+                # A payload value whose column the loader owns is rejected, not dropped.
+                self._reject(table, row, column, value, RESERVED_COLUMN, received_at)
             else:
                 self._set(table, row, column, value, received_at)
         stored = table.rows.get(row["id"])
@@ -253,10 +263,12 @@ class Planner:
                 return
             type_ = table.columns[column] = kind(value)
             table.added.append(column)
+            _take_as_is(table, column, type_)
         elif widens(value, type_):
             type_ = table.columns[column] = "float"
             if column not in table.added:
                 table.widened.append(column)
+            _take_as_is(table, column, type_)
         stored = fit(value, type_)
         if stored is MISFIT:
             self._reject(table, row, column, value, TYPE_MISMATCH, received_at)
@@ -282,3 +294,11 @@ class Planner:
             reason,
             received_at,
         )
+
+
+def _take_as_is(table: TableLoad, column: str, type_: ColumnType) -> None:
+    """Note a column (not a fixed one) that takes values of one Python type as they are."""
+    python_type = _SAME.get(type_)
+    if python_type is not None:
+        as_is = table.context_as_is if column.startswith(_CONTEXT) else table.as_is
+        as_is[column] = python_type

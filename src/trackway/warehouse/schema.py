@@ -159,13 +159,20 @@ _names: dict[str, dict[str, str]] = {}
 _NAMES_CACHED = 65_536
 
 
-def column(prefix: str, key: str) -> str:
-    """`naming.join`, cached: the same keys come again in every event."""
+def _names_of(prefix: str) -> dict[str, str]:
+    """The cache of `naming.join(prefix, key)` by key."""
     names = _names.get(prefix)
     if names is None:
         if len(_names) >= _NAMES_CACHED:
             _names.clear()
         names = _names[prefix] = {}
+    return names
+
+
+def column(prefix: str, key: str, names: dict[str, str] | None = None) -> str:
+    """`naming.join`, cached: the same keys come again in every event."""
+    if names is None:
+        names = _names_of(prefix)
     name = names.get(key)
     if name is None:
         if len(names) >= _NAMES_CACHED:
@@ -180,27 +187,19 @@ def flatten(obj: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
     Nulls and empty objects give no column; lists stay values (stored as JSON text).
     """
     out: list[tuple[str, Any]] = []
-    names = _names.get(prefix) or {}
-    for key, value in obj.items():
-        if type(value) is dict:
-            if value:
-                _flatten_nested(value, column(prefix, key), out)
-        elif value is not None:
-            out.append((names.get(key) or column(prefix, key), value))
-    return out
-
-
-def _flatten_nested(obj: dict[str, Any], prefix: str, out: list[tuple[str, Any]]) -> None:
-    # Iterative, so that the deepest object ingest accepts cannot overflow the stack.
-    stack = [(prefix, iter(obj.items()))]
+    # Iterative, so that the deepest object ingest accepts cannot overflow the stack;
+    # each level looks its names up in its prefix's cache, fetched once per object.
+    stack = [(prefix, _names_of(prefix), iter(obj.items()))]
     while stack:
-        pre, items = stack[-1]
+        pre, names, items = stack[-1]
         for key, value in items:
             if type(value) is dict:
                 if value:
-                    stack.append((column(pre, key), iter(value.items())))
+                    nested = names.get(key) or column(pre, key, names)
+                    stack.append((nested, _names_of(nested), iter(value.items())))
                     break
             elif value is not None:
-                out.append((column(pre, key), value))
+                out.append((names.get(key) or column(pre, key, names), value))
         else:
             stack.pop()
+    return out
