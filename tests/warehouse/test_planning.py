@@ -83,6 +83,9 @@ def test_the_planning_process_ends_when_nobody_reads_its_plans(tmp_path: Path) -
         # exits instead of waiting forever with its plans.
         planning._from.close()
         assert planning._process.wait(timeout=30) == 1
+        spool = Path(planning._spool)
+        assert list(spool.glob("*.json")), "the rows of the plans not read wait in files"
         planning.close()
+        assert not spool.exists()
     finally:
         log.close()

@@ -264,7 +264,7 @@ class DuckDBSession:
                 self._evolve(table)
                 target = _qualified(table)
                 types = {c: SQL_TYPES[t] for c, t in table.columns.items()}
-                rows = table.encoded if table.encoded is not None else list(table.rows.values())
+                rows = table.rows_file or list(table.rows.values())
                 if table.merge:
                     self._upsert(target, types, rows, ("id",), merge=True)
                     continue
@@ -346,7 +346,7 @@ class DuckDBSession:
         self,
         target: str,
         types: dict[str, str],
-        rows: list[dict[str, Any]] | bytes,
+        rows: list[dict[str, Any]] | str,
         key: tuple[str, ...],
         merge: bool,
     ) -> None:
@@ -369,25 +369,32 @@ _ENCODED: dict[str, Any] = {}
 """The row left in `TableLoad.rows` once the rows are encoded (never changed)."""
 
 
-def encode_rows(plan: LoadPlan) -> None:
-    """Encode each table's rows as the JSON array `load` reads (in the planning process:
-    the loading thread then only runs statements); only the rows' ids stay."""
+def write_rows(plan: LoadPlan, directory: str) -> None:
+    """Write each table's rows into a file in `directory`, as the JSON array `load`
+    reads (in the planning process: the loading thread then only runs statements, and
+    the rows never pass through it); only the rows' ids stay in the plan."""
     for table in plan.tables:
-        table.encoded = codec.dumps(list(table.rows.values()))
+        table.rows_file = _write_json(list(table.rows.values()), directory)
         table.rows = dict.fromkeys(table.rows, _ENCODED)
 
 
+def _write_json(rows: list[dict[str, Any]], directory: str | None = None) -> str:
+    fd, name = tempfile.mkstemp(prefix="trackway-load-", suffix=".json", dir=directory)
+    with os.fdopen(fd, "wb") as out:
+        out.write(codec.dumps(rows))
+    return name
+
+
 @contextmanager
-def _json_rows(rows: list[dict[str, Any]] | bytes, types: dict[str, str]) -> Iterator[str]:
-    """Rows as a `read_json` table expression over a temporary file.
+def _json_rows(rows: list[dict[str, Any]] | str, types: dict[str, str]) -> Iterator[str]:
+    """Rows (or a file `write_rows` wrote) as a `read_json` table expression over a
+    temporary file, deleted afterwards.
 
     DuckDB parses JSON in C++ without Python's GIL, so the loader's next micro-batch
     is planned meanwhile (docs/decisions/0004-warehouse-loading.md).
     """
-    fd, name = tempfile.mkstemp(prefix="trackway-load-", suffix=".json")
+    name = rows if isinstance(rows, str) else _write_json(rows)
     try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(rows if isinstance(rows, bytes) else codec.dumps(rows))
         spec = ", ".join(f"'{_literal(c)}': '{t}'" for c, t in types.items())
         yield (
             f"read_json('{_literal(name)}', format = 'array', columns = {{{spec}}},"

@@ -71,9 +71,10 @@ class TableLoad:
     rows: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Rows by `id`: a second event with the same id in one batch replaces (or, for
     `users`, merges into) the first."""
-    encoded: bytes | None = None
-    """The rows already encoded as a JSON array, when an engine prepared the plan in
-    another process (`rows` then keeps only the ids, with empty rows)."""
+    rows_file: str | None = None
+    """A file holding the rows as a JSON array, when an engine prepared the plan in
+    another process (`rows` then keeps only the ids, with empty rows); loading the
+    plan deletes it."""
     as_is: dict[str, type] = field(default_factory=dict)
     """While planning: the columns that take a payload value of the given Python type
     as it is (fixed and `context_` columns never do)."""

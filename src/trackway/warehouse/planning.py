@@ -5,20 +5,23 @@
 parent's thread writes the previous micro-batch: the planning is pure Python and the
 engines' bindings take the GIL back many times per statement, so in one process the
 two barely overlap; in two they use two cores (bench/RESULTS.md, "Warehouse"). The
-child also encodes rows the way the engine loads them (`prepare`), so the parent does
-little more than run the engine's statements.
+child also encodes rows the way the engine loads them (`prepare`; for DuckDB, into files
+in a spool directory the parent removes), so the parent does little more than run the
+engine's statements.
 
 The child speaks pickle frames over its stdin/stdout (it is this same code, started by
-this process): a `Job`, then plans, with a question back when it meets a source it has
-no schema for.
+this process): a `Job` and the spool directory, then plans, with a question back when
+it meets a source it has no schema for.
 """
 
 import gc
 import os
 import pickle
 import queue
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -117,12 +120,13 @@ def log_location(log: EventLog) -> tuple[str, str] | None:
     return None
 
 
-def prepare(engine: str, plan: LoadPlan) -> LoadPlan:
-    """Encode a plan's rows as its engine loads them (DuckDB: JSON arrays)."""
+def prepare(engine: str, plan: LoadPlan, spool: str) -> LoadPlan:
+    """Encode a plan's rows as its engine loads them (DuckDB: files of JSON arrays, in
+    the directory `spool`)."""
     if engine == "duckdb":
-        from trackway.warehouse.duckdb import encode_rows
+        from trackway.warehouse.duckdb import write_rows
 
-        encode_rows(plan)
+        write_rows(plan, spool)
     return plan
 
 
@@ -131,6 +135,7 @@ class PlanningProcess:
 
     def __init__(self, job: Job, lookup: Schemas) -> None:
         self._lookup = lookup
+        self._spool = tempfile.mkdtemp(prefix="trackway-plans-")
         self._process = subprocess.Popen(
             [sys.executable, "-m", "trackway.warehouse.planning"],
             stdin=subprocess.PIPE,
@@ -139,7 +144,7 @@ class PlanningProcess:
         )
         assert self._process.stdin is not None and self._process.stdout is not None
         self._to, self._from = self._process.stdin, self._process.stdout
-        _write(self._to, job)
+        _write(self._to, (job, self._spool))
 
     def __iter__(self) -> Iterator[LoadPlan]:
         while True:
@@ -161,6 +166,7 @@ class PlanningProcess:
         for pipe in (self._to, self._from, self._process.stderr):
             if pipe is not None:
                 pipe.close()
+        shutil.rmtree(self._spool, ignore_errors=True)  # the files of plans not loaded
 
 
 def _write(stream: IO[bytes], value: Any) -> None:
@@ -219,7 +225,8 @@ def main() -> None:
     """The planning process: read a Job on stdin, write plans on stdout."""
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # nothing else may write into the frames
-    job: Job = _read(stdin)
+    job: Job
+    job, spool = _read(stdin)
     log = _open_log(job.log)
     # Planning allocates millions of short-lived dicts and strings that reference
     # counting frees; the collector's passes over them cost about a third of the
@@ -243,7 +250,7 @@ def main() -> None:
             plan = read_plan(log, planner, position, limit, schemas, lookup, yield_gil=False)
             if plan is None:
                 break
-            frames.put(("plan", prepare(job.engine, plan)))
+            frames.put(("plan", prepare(job.engine, plan, spool)))
             position = plan.position
             del plan
             gc.collect()
