@@ -76,7 +76,8 @@ def test_the_planning_process_ends_when_nobody_reads_its_plans(tmp_path: Path) -
         for part in range(10):
             append(log, 1, [track("Signed Up", {"n": part * 20 + i}) for i in range(20)])
         job = Job(("sqlite", str(tmp_path / "log.db")), {}, 100, {1: "web"}, 0, 200, 10, "duckdb")
-        planning = PlanningProcess(job, lambda ids: {1: "web"})
+        planning = PlanningProcess(lambda ids: {1: "web"})
+        planning.start(job)
         plans = iter(planning)
         assert next(plans).events == 10
         # The parent stops reading (it crashed, say): the child's writes fail, and it

@@ -5,10 +5,11 @@ as the rows, so a crash between the two cannot happen; rows are upserted by `id`
 loading an event twice (a reload) leaves one row. Together: exactly once in the tables.
 """
 
+import itertools
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,7 +84,8 @@ class WarehouseLoader:
         number of events loaded.
 
         While the warehouse writes one micro-batch, a child process reads and plans the
-        next one (planning.py says why a process). Loading events again
+        next one (planning.py says why a process); the first micro-batch is planned here
+        while that process starts. Loading events again
         replaces their rows (by `id`), and the cursor never moves back, so this also
         serves reloads, while a server loads the same warehouse too. Setting `cancel`
         stops it after the micro-batch being loaded.
@@ -98,19 +100,27 @@ class WarehouseLoader:
             if after >= end:
                 return 0
             self._refresh_schemas()
-            job = Job(
-                location,
-                session.catalog(),
-                self.spec.max_columns,
-                dict(self._schemas),
-                after,
-                end,
-                self.spec.batch_size,
-                self.warehouse.engine,
-            )
-            planning = PlanningProcess(job, self._lookup)
+            planning = PlanningProcess(self._lookup)
             try:
-                for plan in planning:
+                planner = Planner(session.catalog(), self.spec.max_columns)
+                first = self._read_plan(planner, after, min(self.spec.batch_size, end - after))
+                if first is None:
+                    return 0
+                plans: Iterable[LoadPlan] = [first]
+                if first.position < end:
+                    job = Job(
+                        location,
+                        planner.catalog,
+                        self.spec.max_columns,
+                        dict(self._schemas),
+                        first.position,
+                        end,
+                        self.spec.batch_size,
+                        self.warehouse.engine,
+                    )
+                    planning.start(job)
+                    plans = itertools.chain(plans, planning)
+                for plan in plans:
                     result = self._load(session, plan)
                     self.position = max(self.position or 0, result.position)
                     loaded += result.events

@@ -131,9 +131,14 @@ def prepare(engine: str, plan: LoadPlan, spool: str) -> LoadPlan:
 
 
 class PlanningProcess:
-    """A child process planning a backlog; iterate over it for the plans, in order."""
+    """A child process planning a backlog: `start` it with a job, then iterate over it
+    for the plans, in order.
 
-    def __init__(self, job: Job, lookup: Schemas) -> None:
+    The process starts (imports) at once: its caller plans the first micro-batch
+    meanwhile, and starts the job after it.
+    """
+
+    def __init__(self, lookup: Schemas) -> None:
         self._lookup = lookup
         self._spool = tempfile.mkdtemp(prefix="trackway-plans-")
         self._process = subprocess.Popen(
@@ -144,6 +149,8 @@ class PlanningProcess:
         )
         assert self._process.stdin is not None and self._process.stdout is not None
         self._to, self._from = self._process.stdin, self._process.stdout
+
+    def start(self, job: Job) -> None:
         _write(self._to, (job, self._spool))
 
     def __iter__(self) -> Iterator[LoadPlan]:
