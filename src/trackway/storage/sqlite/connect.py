@@ -1,11 +1,15 @@
 """Opening SQLite files with Trackway's pragmas and versioned migrations."""
 
 import sqlite3
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
 Synchronous = Literal["full", "normal"]
+
+_TIMEOUT_S = 30.0
+_LOCKED_POLL_S = 0.01
 
 
 def connect(
@@ -20,11 +24,11 @@ def connect(
     `page_size` applies to a new file only (with it, the WAL is checkpointed every
     16 MB instead of every 1,000 pages).
     """
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=_TIMEOUT_S)
     if page_size is not None:
         conn.execute(f"PRAGMA page_size={int(page_size)}")
         conn.execute(f"PRAGMA wal_autocheckpoint={(16 << 20) // int(page_size)}")
-    conn.execute("PRAGMA journal_mode=WAL")
+    _switch_to_wal(conn)
     conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
     conn.execute("PRAGMA foreign_keys=ON")
     version = conn.execute("PRAGMA user_version").fetchone()[0]
@@ -42,6 +46,25 @@ def connect(
             conn.execute("ROLLBACK")
             raise
     return conn
+
+
+def _switch_to_wal(conn: sqlite3.Connection) -> None:
+    """`PRAGMA journal_mode=WAL`, waiting while another connection writes the file.
+
+    While another process creates the same new file (its first write transaction,
+    still in rollback-journal mode), SQLite answers "database is locked" at once,
+    without its busy handler (waiting could deadlock): two processes starting on a new
+    data directory met this. The switch is tried again until the timeout.
+    """
+    deadline = time.monotonic() + _TIMEOUT_S
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(_LOCKED_POLL_S)
 
 
 def schema_version(path: Path) -> int:
