@@ -37,11 +37,11 @@ READ_EVENTS = 1_000
 """Events read from the log at a time while planning a micro-batch: each part's decoded
 events are dropped before the next is read (less memory, cheaper garbage collections)."""
 _PLAN_EVENTS = 32
+"""Events planned between two yields of the GIL (in the loading thread)."""
 _WAITING_FRAMES = 2
 """Plans the planning process keeps ready while the parent is busy with an earlier one:
 planning and loading times vary from one micro-batch to the next (new tables, new
 columns), and neither side should wait for the other's slow one."""
-"""Events planned between two yields of the GIL (in the loading thread)."""
 
 Schemas = Callable[[list[int]], dict[int, str]]
 """Gives the warehouse schema of every source id asked for (and of the others known)."""
@@ -151,6 +151,7 @@ class PlanningProcess:
         self._to, self._from = self._process.stdin, self._process.stdout
 
     def start(self, job: Job) -> None:
+        """Hand the process its job: it plans from then on."""
         _write(self._to, (job, self._spool))
 
     def __iter__(self) -> Iterator[LoadPlan]:
