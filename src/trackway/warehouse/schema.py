@@ -169,15 +169,12 @@ def _names_of(prefix: str) -> dict[str, str]:
     return names
 
 
-def column(prefix: str, key: str, names: dict[str, str] | None = None) -> str:
-    """`naming.join`, cached: the same keys come again in every event."""
-    if names is None:
-        names = _names_of(prefix)
-    name = names.get(key)
-    if name is None:
-        if len(names) >= _NAMES_CACHED:
-            names.clear()
-        name = names[key] = naming.join(prefix, key)
+def _name(prefix: str, key: str, names: dict[str, str]) -> str:
+    """`naming.join(prefix, key)`, kept in `names` (the prefix's cache): the same keys
+    come again in every event."""
+    if len(names) >= _NAMES_CACHED:
+        names.clear()
+    name = names[key] = naming.join(prefix, key)
     return name
 
 
@@ -195,11 +192,11 @@ def flatten(obj: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
         for key, value in items:
             if type(value) is dict:
                 if value:
-                    nested = names.get(key) or column(pre, key, names)
+                    nested = names.get(key) or _name(pre, key, names)
                     stack.append((nested, _names_of(nested), iter(value.items())))
                     break
             elif value is not None:
-                out.append((names.get(key) or column(pre, key, names), value))
+                out.append((names.get(key) or _name(pre, key, names), value))
         else:
             stack.pop()
     return out
