@@ -80,13 +80,13 @@ def test_the_planning_process_ends_when_nobody_reads_its_plans(tmp_path: Path) -
         planning.start(job)
         plans = iter(planning)
         assert next(plans).events == 10
+        spool = Path(planning._spool)
+        assert list(spool.glob("*.json")), "the rows of the plans wait in files"
         # The parent stops reading (it crashed, say): the child's writes fail, and it
-        # exits instead of waiting forever with its plans.
+        # removes the files and exits instead of waiting forever with its plans.
         planning._from.close()
         assert planning._process.wait(timeout=30) == 1
-        spool = Path(planning._spool)
-        assert list(spool.glob("*.json")), "the rows of the plans not read wait in files"
-        planning.close()
         assert not spool.exists()
+        planning.close()
     finally:
         log.close()

@@ -192,12 +192,16 @@ def _read(stream: IO[bytes]) -> Any:
 
 class _Frames:
     """Frames to the parent, written by a thread so that planning goes on while the
-    parent is still loading (up to `_WAITING_FRAMES` wait, in order)."""
+    parent is still loading (up to `_WAITING_FRAMES` wait, in order).
+
+    When the parent is gone (killed, say) the process removes the spool and exits.
+    """
 
     _END = object()
 
-    def __init__(self, stream: IO[bytes]) -> None:
+    def __init__(self, stream: IO[bytes], spool: str) -> None:
         self._stream = stream
+        self._spool = spool
         self._queue: queue.Queue[Any] = queue.Queue(_WAITING_FRAMES)
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -214,8 +218,9 @@ class _Frames:
         try:
             while (value := self._queue.get()) is not self._END:
                 _write(self._stream, value)
-        except OSError:
-            os._exit(1)  # the parent is gone: nobody waits for the plans
+        except OSError:  # the parent is gone: nobody waits for the plans
+            shutil.rmtree(self._spool, ignore_errors=True)
+            os._exit(1)
 
 
 def _open_log(location: tuple[str, str]) -> EventLog:
@@ -242,7 +247,7 @@ def main() -> None:
     # micro-batch left (what is alive now, modules mostly, is frozen out of it).
     gc.disable()
     gc.freeze()
-    frames = _Frames(stdout)
+    frames = _Frames(stdout, spool)
 
     def lookup(source_ids: list[int]) -> dict[int, str]:
         frames.put(("sources", source_ids))
