@@ -7,7 +7,8 @@
    and change type as the run goes on, nested objects) into a real Trackway event log.
 2. Trackway: the warehouse loader reads that log and loads it into a fresh DuckDB file
    (`tracks` plus one table per event), micro-batches of `--batch` events, in its own
-   process (its peak RSS is that process's).
+   process (its peak RSS is that process's; its CPU time and its planning process's are
+   reported too: on two cores both are CPU-bound, so they say where the time goes).
 3. dlt (the version installed), destination duckdb, parquet loader files, the same
    micro-batches of the same events read from the same log, into `tracks` and one
    table per event (write disposition `append`, dlt's fastest), in its own process.
@@ -26,6 +27,7 @@ import asyncio
 import json
 import os
 import random
+import resource
 import shutil
 import signal
 import statistics
@@ -218,10 +220,12 @@ def run_trackway(work: Path, batch: int) -> dict[str, Any]:
         totals["rows"] += result.rows
         totals["rejected"] += result.rejected
 
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     with TotalRss() as total_rss:
         loader.catch_up(on_batch=count)  # what a loader does with a backlog
     seconds = time.perf_counter() - start
+    cpu_s = time.process_time() - cpu_start
+    child = resource.getrusage(resource.RUSAGE_CHILDREN)  # the planning process, ended
     log.close()
     tables = warehouse.query(
         "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'default_'", 1, 60, []
@@ -236,6 +240,8 @@ def run_trackway(work: Path, batch: int) -> dict[str, Any]:
         "seconds": seconds,
         "peak_rss_mb": peak_rss_mb(),
         "peak_total_rss_mb": total_rss.peak_mb,
+        "cpu_s": cpu_s,
+        "planning_cpu_s": child.ru_utime + child.ru_stime,
     }
 
 
@@ -444,6 +450,10 @@ def main() -> None:
         f"| Trackway → DuckDB | {ours['events_s']:,.0f} events/s ({ours['events']:,} events,"
         f" {ours['rows']:,} rows, {ours['tables']} tables, {ours['seconds']:.1f} s) |"
         f" >= {TARGET_EVENTS_S:,} | "
+    )
+    print(
+        f"| CPU time: Trackway loader / its planning process | {ours['cpu_s']:.1f} s /"
+        f" {ours['planning_cpu_s']:.1f} s | |"
     )
     if peer is not None:
         ratio = ours["events_s"] / peer["events_s"]
