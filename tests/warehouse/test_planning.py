@@ -73,9 +73,10 @@ def test_the_planning_process_ends_when_nobody_reads_its_plans(tmp_path: Path) -
     log = SQLiteEventLog(tmp_path / "log.db")
     log.start()
     try:
-        for part in range(10):
-            append(log, 1, [track("Signed Up", {"n": part * 20 + i}) for i in range(20)])
-        job = Job(("sqlite", str(tmp_path / "log.db")), {}, 100, {1: "web"}, 0, 200, 10, "duckdb")
+        # 200 plans: far more than the pipe's buffer holds, so the child must write again
+        for part in range(20):
+            append(log, 1, [track("Signed Up", {"n": part * 100 + i}) for i in range(100)])
+        job = Job(("sqlite", str(tmp_path / "log.db")), {}, 100, {1: "web"}, 0, 2000, 10, "duckdb")
         planning = PlanningProcess(lambda ids: {1: "web"})
         planning.start(job)
         plans = iter(planning)

@@ -194,20 +194,22 @@ class _Frames:
     """Frames to the parent, written by a thread so that planning goes on while the
     parent is still loading (up to `_WAITING_FRAMES` wait, in order).
 
-    When the parent is gone (killed, say) the process removes the spool and exits.
+    Once a write fails the parent is gone (killed, say): `parent_gone` is set and
+    frames are dropped from then on, so that the planner never waits for it.
     """
 
     _END = object()
 
-    def __init__(self, stream: IO[bytes], spool: str) -> None:
+    def __init__(self, stream: IO[bytes]) -> None:
         self._stream = stream
-        self._spool = spool
         self._queue: queue.Queue[Any] = queue.Queue(_WAITING_FRAMES)
+        self.parent_gone = False
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
     def put(self, value: Any) -> None:
-        self._queue.put(value)
+        if not self.parent_gone:
+            self._queue.put(value)
 
     def close(self) -> None:
         """Write what waits, then stop."""
@@ -215,12 +217,13 @@ class _Frames:
         self._thread.join()
 
     def _run(self) -> None:
-        try:
-            while (value := self._queue.get()) is not self._END:
+        while (value := self._queue.get()) is not self._END:
+            if self.parent_gone:
+                continue  # taken, so that a planner waiting in put() goes on
+            try:
                 _write(self._stream, value)
-        except OSError:  # the parent is gone: nobody waits for the plans
-            shutil.rmtree(self._spool, ignore_errors=True)
-            os._exit(1)
+            except OSError:
+                self.parent_gone = True
 
 
 def _open_log(location: tuple[str, str]) -> EventLog:
@@ -247,7 +250,7 @@ def main() -> None:
     # micro-batch left (what is alive now, modules mostly, is frozen out of it).
     gc.disable()
     gc.freeze()
-    frames = _Frames(stdout, spool)
+    frames = _Frames(stdout)
 
     def lookup(source_ids: list[int]) -> dict[int, str]:
         frames.put(("sources", source_ids))
@@ -258,7 +261,7 @@ def main() -> None:
         planner = Planner(job.catalog, job.max_columns)
         schemas = dict(job.schemas)
         position = job.after
-        while position < job.end:
+        while position < job.end and not frames.parent_gone:
             limit = min(job.batch_size, job.end - position)
             plan = read_plan(log, planner, position, limit, schemas, lookup, yield_gil=False)
             if plan is None:
@@ -274,6 +277,9 @@ def main() -> None:
         frames.close()
         log.close()
         os.close(stdout.fileno())
+    if frames.parent_gone:  # nobody will load the plans written: their files go too
+        shutil.rmtree(spool, ignore_errors=True)
+        sys.exit(1)
 
 
 if __name__ == "__main__":
