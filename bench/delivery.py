@@ -773,7 +773,9 @@ def start_server(args: argparse.Namespace, mode: str) -> tuple[Server, Path, Pat
     tmp = Path(tempfile.mkdtemp(prefix=f"trackway-bench-delivery-{mode}-", dir=parent))
     data_dir = tmp / "data"
     try:
-        server = Server(data_dir, args.server_cpu, args.synchronous, warehouse=False, database=None)
+        server = Server(
+            data_dir, str(args.server_cpu), args.synchronous, warehouse=False, database=None
+        )
     except BaseException:
         if not args.keep_data:
             shutil.rmtree(tmp, ignore_errors=True)
