@@ -923,6 +923,11 @@ def print_throughput(r: dict[str, Any], profile_text: str) -> None:
         f"  server peak RSS     {r['peak_rss_mb']:.0f} MB (VmHWM, ingestion included; max"
         f" sampled while delivering {r['max_sampled_rss_mb_during_delivery']:.0f} MB)"
     )
+    print_server_report(r, profile_text)
+
+
+def print_server_report(r: dict[str, Any], profile_text: str) -> None:
+    """The server's own delivery report and errors, then the profile (if taken)."""
     if r["server_report_total"]:
         print(f"  server's report     {r['server_report_total']}")
     for message in r["server_report_errors"]:
@@ -1069,12 +1074,7 @@ def print_latency(r: dict[str, Any], profile_text: str) -> None:
         f"  server peak RSS     {r['peak_rss_mb']:.0f} MB (VmHWM; max sampled"
         f" {r['max_sampled_rss_mb']:.0f} MB)"
     )
-    if r["server_report_total"]:
-        print(f"  server's report     {r['server_report_total']}")
-    for message in r["server_report_errors"]:
-        print(f"  server's error      {message}")
-    if profile_text:
-        print("  " + profile_text.replace("\n", "\n    "))
+    print_server_report(r, profile_text)
 
 
 # -- main --------------------------------------------------------------------------------
