@@ -64,6 +64,8 @@ _BATCH_VIEW = "_trackway_batch"
 _NEW_FILE_BYTES = 1 << 20
 """A file smaller than this that DuckDB finds invalid is being created by another
 process (a new database file is written out as it is created)."""
+_JSON_OBJECT_BYTES = 16 * 1024 * 1024
+"""DuckDB's default `maximum_object_size`: the largest row `read_json` takes."""
 _READ_ONLY_STATEMENTS = (duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN)
 
 _DDL = f"""
@@ -396,10 +398,13 @@ def _json_rows(rows: list[dict[str, Any]] | str, types: dict[str, str]) -> Itera
     name = rows if isinstance(rows, str) else _write_json(rows)
     try:
         spec = ", ".join(f"'{_literal(c)}': '{t}'" for c, t in types.items())
-        yield (
-            f"read_json('{_literal(name)}', format = 'array', columns = {{{spec}}},"
-            " maximum_object_size = 67108864)"
-        )
+        # DuckDB sizes its read buffers by `maximum_object_size`: a larger setting than
+        # its default made every statement slower (0010), so it is raised only for a
+        # file that could hold a row beyond the default (never, in practice: ingest
+        # takes events of at most 32 KB).
+        size = os.path.getsize(name)
+        limit = f", maximum_object_size = {size}" if size > _JSON_OBJECT_BYTES else ""
+        yield f"read_json('{_literal(name)}', format = 'array', columns = {{{spec}}}{limit})"
     finally:
         os.unlink(name)
 
