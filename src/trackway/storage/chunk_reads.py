@@ -20,18 +20,25 @@ class ChunkReads(ABC):
     def _rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
         """The rows of one read on this thread's connection; `sql` uses `?` placeholders."""
 
-    def read(self, after: int, limit: int) -> list[LogEvent]:
-        """Up to `limit` events with a position greater than `after`, in order."""
+    def read_chunks(self, after: int, limit: int) -> list[tuple[int, int, int, bytes]]:
+        """The stored chunks holding the events after position `after` up to `after +
+        limit`, in order, as (position of the chunk's first event, source id,
+        received_at in ms, its events as one JSON array): the first and last chunks may
+        hold events outside that range."""
         # Positions are consecutive, so the events wanted lie in chunks that start at or
         # after the one holding position after + 1, and at or before after + limit.
-        rows = self._rows(
+        rows: list[tuple[int, int, int, bytes]] = self._rows(
             "SELECT pos, source_id, received_at, events FROM chunks WHERE pos >="
             " coalesce((SELECT max(pos) FROM chunks WHERE pos <= ?), 0) AND pos <= ?"
             " ORDER BY pos",
             (after + 1, after + limit),
         )
+        return rows
+
+    def read(self, after: int, limit: int) -> list[LogEvent]:
+        """Up to `limit` events with a position greater than `after`, in order."""
         out: list[LogEvent] = []
-        for pos, source_id, at_ms, events in rows:
+        for pos, source_id, at_ms, events in self.read_chunks(after, limit):
             for offset, event in enumerate(codec.loads(events)):
                 if pos + offset > after:
                     out.append(LogEvent(pos + offset, source_id, at_ms, event))
