@@ -164,6 +164,17 @@ def _rss_kb(pid: int) -> int:
 
 
 def _children(pid: int) -> list[int]:
+    # The kernel's list of each thread's children is cheap to read; scanning /proc (its
+    # fallback) cost ~4 ms per sample here, ~1 s of the loader's CPU in a run.
+    tasks = list(Path(f"/proc/{pid}/task").glob("*/children"))
+    if tasks:
+        found = []
+        for task in tasks:
+            try:
+                found += [int(c) for c in task.read_text().split()]
+            except OSError:  # the thread ended meanwhile
+                continue
+        return found
     found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
