@@ -12,7 +12,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -282,6 +282,9 @@ class DuckDBSession:
                         replaced[table.schema] = ids
                 if ids:
                     self._delete(target, ids)
+                if table.select is not None:
+                    self.conn.execute(f"INSERT INTO {target} {table.select}")
+                    continue
                 with _json_rows(rows, types) as source:
                     self.conn.execute(f"INSERT INTO {target} {_select(types, source)}")
             if plan.rejected:
@@ -310,6 +313,10 @@ class DuckDBSession:
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+        finally:
+            for name in plan.files:
+                with suppress(FileNotFoundError):
+                    os.unlink(name)
 
     def _evolve(self, table: TableLoad) -> None:
         target = _qualified(table)
@@ -376,6 +383,8 @@ def write_rows(plan: LoadPlan, directory: str) -> None:
     reads (in the planning process: the loading thread then only runs statements, and
     the rows never pass through it); only the rows' ids stay in the plan."""
     for table in plan.tables:
+        if table.select is not None:  # DuckDB reads its rows from the events (direct.py)
+            continue
         table.rows_file = _write_json(list(table.rows.values()), directory)
         table.rows = dict.fromkeys(table.rows, _ENCODED)
 

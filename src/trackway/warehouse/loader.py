@@ -117,6 +117,7 @@ class WarehouseLoader:
                         end,
                         self.spec.batch_size,
                         self.warehouse.engine,
+                        first.first_position - 1,
                     )
                     planning.start(job)
                     plans = itertools.chain(plans, planning)

@@ -75,6 +75,9 @@ class TableLoad:
     """A file holding the rows as a JSON array, when an engine prepared the plan in
     another process (`rows` then keeps only the ids, with empty rows); loading the
     plan deletes it."""
+    select: str | None = None
+    """Set when DuckDB reads the rows from the events' JSON itself (direct.py): the
+    INSERT's column list and query, `(columns) SELECT ...`; `rows` keeps the ids."""
     as_is: dict[str, type] = field(default_factory=dict)
     """While planning: the columns that take a payload value of the given Python type
     as it is (fixed and `context_` columns never do)."""
@@ -108,6 +111,8 @@ class LoadPlan:
     loaded_at: str
     tables: list[TableLoad]
     rejected: list[RejectedValue]
+    files: list[str] = field(default_factory=list)
+    """Files the tables' `select`s read (direct loading); loading the plan deletes them."""
 
     @property
     def rows(self) -> int:

@@ -7,7 +7,8 @@ engines' bindings take the GIL back many times per statement, so in one process 
 two barely overlap; in two they use two cores (bench/RESULTS.md, "Warehouse"). The
 child also encodes rows the way the engine loads them (`prepare`; for DuckDB, into files
 in a spool directory the parent removes), so the parent does little more than run the
-engine's statements.
+engine's statements. Into DuckDB, the track events it can are not planned but loaded
+directly, from their own JSON (direct.py; `plan_backlog`).
 
 The child speaks pickle frames over its stdin/stdout (it is this same code, started by
 this process): a `Job` and the spool directory, then plans, with a question back when
@@ -31,6 +32,9 @@ from pathlib import Path
 from typing import IO, Any
 
 from trackway.storage.base import EventLog
+from trackway.storage.chunk_reads import ChunkReads
+from trackway.storage.records import LogEvent
+from trackway.warehouse.direct import DirectPlanner
 from trackway.warehouse.plan import Catalog, LoadPlan, Planner
 
 READ_EVENTS = 1_000
@@ -59,12 +63,14 @@ def read_plan(
     schemas: dict[int, str],
     lookup: Schemas,
     yield_gil: bool = True,
+    planned: Callable[[list[LogEvent], dict[int, str]], None] | None = None,
 ) -> LoadPlan | None:
     """The plan of up to `limit` events after position `after`; None when none waits.
 
-    `schemas` is updated (through `lookup`) when events of an unknown source appear.
+    `schemas` is updated (through `lookup`) when events of an unknown source appear;
+    `planned` is called with each part of the events once planned.
     """
-    planner.begin(datetime.now(UTC).isoformat().replace("+00:00", "Z"))
+    planner.begin(_now())
     count = 0
     while count < limit:
         wanted = min(READ_EVENTS, limit - count)
@@ -84,6 +90,8 @@ def read_plan(
                 time.sleep(0)
         else:
             planner.add(events, schemas)
+        if planned is not None:
+            planned(events, schemas)
         after = events[-1].position
         count += len(events)
         if len(events) < wanted:  # the end of the log
@@ -106,6 +114,9 @@ class Job:
     batch_size: int
     engine: str
     """The warehouse's engine type: its `prepare` runs on each plan."""
+    planned_after: int | None = None
+    """Positions `planned_after` < p <= `after` were planned by the caller: direct
+    loading learns their keys first (direct.py)."""
 
 
 def log_location(log: EventLog) -> tuple[str, str] | None:
@@ -226,6 +237,62 @@ class _Frames:
                 self.parent_gone = True
 
 
+def plan_backlog(
+    log: EventLog,
+    planner: Planner,
+    direct: DirectPlanner | None,
+    after: int,
+    end: int,
+    batch_size: int,
+    schemas: dict[int, str],
+    lookup: Schemas,
+) -> Iterator[LoadPlan]:
+    """The plans of positions `after` < p <= `end`, in order, of up to `batch_size` events.
+
+    With `direct`, each plan is direct loading's when it can take the next events (see
+    `DirectPlanner.plan`); else the planner takes them, in parts that grow while direct
+    loading still cannot take what follows (it learns from each part).
+    """
+    first_part = batch_size if direct is None else min(direct.min_events, batch_size)
+    planned_part = first_part
+    position = after
+    while position < end:
+        limit = min(batch_size, end - position)
+        plan = None if direct is None else direct.plan(position, limit, schemas, _now())
+        if plan is not None:
+            planned_part = first_part
+        else:
+            learn = None if direct is None else direct.learn
+            part = min(limit, planned_part)
+            plan = read_plan(
+                log, planner, position, part, schemas, lookup, yield_gil=False, planned=learn
+            )
+            if plan is None:
+                return
+            planned_part = min(2 * planned_part, batch_size)
+        position = plan.position
+        yield plan
+
+
+def _parts(log: EventLog, after: int, end: int) -> Iterator[list[LogEvent]]:
+    """The events after `after` up to position `end`, `READ_EVENTS` at a time."""
+    while after < end and (events := log.read(after, min(READ_EVENTS, end - after))):
+        yield events
+        after = events[-1].position
+
+
+def _direct_planner(job: Job, log: EventLog, planner: Planner, spool: str) -> DirectPlanner | None:
+    """The direct planner of a DuckDB warehouse (None for other engines): it plans the
+    micro-batches it can take, the planner the others (direct.py)."""
+    if job.engine != "duckdb" or not isinstance(log, ChunkReads):
+        return None
+    return DirectPlanner(log, planner, spool)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+
+
 def _open_log(location: tuple[str, str]) -> EventLog:
     kind, where = location
     if kind == "postgresql":
@@ -257,23 +324,29 @@ def main() -> None:
         found: dict[int, str] = _read(stdin)
         return found
 
+    direct: DirectPlanner | None = None
     try:
         planner = Planner(job.catalog, job.max_columns)
+        direct = _direct_planner(job, log, planner, spool)
         schemas = dict(job.schemas)
-        position = job.after
-        while position < job.end and not frames.parent_gone:
-            limit = min(job.batch_size, job.end - position)
-            plan = read_plan(log, planner, position, limit, schemas, lookup, yield_gil=False)
-            if plan is None:
+        if direct is not None and job.planned_after is not None:
+            for events in _parts(log, job.planned_after, job.after):
+                direct.learn(events, schemas)
+        backlog = plan_backlog(
+            log, planner, direct, job.after, job.end, job.batch_size, schemas, lookup
+        )
+        for plan in backlog:
+            if frames.parent_gone:
                 break
             frames.put(("plan", prepare(job.engine, plan, spool)))
-            position = plan.position
             del plan
             gc.collect()
         frames.put(("done", None))
     except Exception as exc:  # reported to the parent, which raises it
         frames.put(("error", f"{type(exc).__name__}: {exc}"))
     finally:
+        if direct is not None:
+            direct.close()
         frames.close()
         log.close()
         os.close(stdout.fileno())
