@@ -407,10 +407,9 @@ def _json_rows(rows: list[dict[str, Any]] | str, types: dict[str, str]) -> Itera
     name = rows if isinstance(rows, str) else _write_json(rows)
     try:
         spec = ", ".join(f"'{_literal(c)}': '{t}'" for c, t in types.items())
-        # DuckDB sizes its read buffers by `maximum_object_size`: a larger setting than
-        # its default made every statement slower (0010), so it is raised only for a
-        # file that could hold a row beyond the default (never, in practice: ingest
-        # takes events of at most 32 KB).
+        # A `maximum_object_size` above DuckDB's default made every statement slower
+        # (0010), so it is raised only for a file large enough to hold a row beyond
+        # the default (rows are far smaller: ingest takes events of at most 32 KB).
         size = os.path.getsize(name)
         limit = f", maximum_object_size = {size}" if size > _JSON_OBJECT_BYTES else ""
         yield f"read_json('{_literal(name)}', format = 'array', columns = {{{spec}}}{limit})"
