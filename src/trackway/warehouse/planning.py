@@ -29,13 +29,18 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from trackway.storage.base import EventLog
 from trackway.storage.chunk_reads import ChunkReads
 from trackway.storage.records import LogEvent
-from trackway.warehouse.direct import DirectPlanner
 from trackway.warehouse.plan import Catalog, LoadPlan, Planner
+
+if TYPE_CHECKING:
+    # Imported where used: it imports DuckDB, which must not be loaded before
+    # `trackway serve` freezes what is alive at its start (nanobind reports DuckDB's
+    # frozen objects as leaks at exit).
+    from trackway.warehouse.direct import DirectPlanner
 
 READ_EVENTS = 1_000
 """Events read from the log at a time while planning a micro-batch: each part's decoded
@@ -240,7 +245,7 @@ class _Frames:
 def plan_backlog(
     log: EventLog,
     planner: Planner,
-    direct: DirectPlanner | None,
+    direct: "DirectPlanner | None",
     after: int,
     end: int,
     batch_size: int,
@@ -281,9 +286,13 @@ def _parts(log: EventLog, after: int, end: int) -> Iterator[list[LogEvent]]:
         after = events[-1].position
 
 
-def _direct_planner(job: Job, log: EventLog, planner: Planner, spool: str) -> DirectPlanner | None:
+def _direct_planner(
+    job: Job, log: EventLog, planner: Planner, spool: str
+) -> "DirectPlanner | None":
     """The direct planner of a DuckDB warehouse (None for other engines): it plans the
     micro-batches it can take, the planner the others (direct.py)."""
+    from trackway.warehouse.direct import DirectPlanner
+
     if job.engine != "duckdb" or not isinstance(log, ChunkReads):
         return None
     return DirectPlanner(log, planner, spool)
