@@ -248,3 +248,21 @@ def test_direct_loading_stops_before_an_event_it_cannot_take(tmp_path: Path) -> 
     assert ways == "P3 D10 P3 D10 D10 D4 P3 P6 D10 D1", ways
     _load(log, tmp_path / "planned.duckdb", 10, direct_on=False)
     assert _contents(tmp_path / "direct.duckdb") == _contents(tmp_path / "planned.duckdb")
+
+
+def test_two_event_names_of_one_table_load_directly(tmp_path: Path) -> None:
+    bodies = [
+        track(
+            "Order Completed" if i % 2 else "order_completed",
+            {"total": i * 1.5, "items": i},
+            messageId=f"o-{i}",
+        )
+        for i in range(30)
+    ]
+    log = tmp_path / "log.db"
+    write_log(log, bodies, per_request=10)
+    assert _load(log, tmp_path / "direct.duckdb", 10, direct_on=True) == "P10 D10 D10"
+    _load(log, tmp_path / "planned.duckdb", 10, direct_on=False)
+    direct = _contents(tmp_path / "direct.duckdb")
+    assert direct == _contents(tmp_path / "planned.duckdb")
+    assert len(direct["default_.order_completed"][1]) == 30
