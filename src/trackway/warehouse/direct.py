@@ -12,9 +12,7 @@ the planner, which decides (new tables and columns, widening, rejected values) a
 teaches the next decoder. Measurements: docs/decisions/0010-warehouse-loader-limits.md.
 """
 
-import os
 import re
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal, Union
@@ -26,10 +24,10 @@ from trackway import codec
 from trackway.storage.chunk_reads import ChunkReads
 from trackway.storage.records import LogEvent
 from trackway.warehouse import naming
-from trackway.warehouse.duckdb import SQL_TYPES
+from trackway.warehouse.duckdb import SQL_TYPES, spool_file, sql_text
 from trackway.warehouse.naming import quote
 from trackway.warehouse.plan import LoadPlan, Planner, TableLoad
-from trackway.warehouse.schema import COMMON, COMMON_FIELDS, ColumnType, fixed_columns, timestamp
+from trackway.warehouse.schema import COMMON_FIELDS, ColumnType, fixed_columns, timestamp
 
 MIN_EVENTS = 1_000
 """The default `DirectPlanner.min_events`."""
@@ -50,7 +48,6 @@ _ACCEPTS: dict[ColumnType, Any] = {
 _NO_ROW: dict[str, Any] = {}
 _UNNAMEABLE = re.compile(r'[\\"\x00-\x1f]')
 """Characters msgspec does not take in a field's name: such keys are left to the planner."""
-_COMMON_TYPES = dict(COMMON)
 
 
 class _Object:
@@ -250,7 +247,7 @@ class DirectPlanner:
         insert (0010).
         """
         plan = LoadPlan(first, position, events, oldest, loaded_at, [], [])
-        fixed = [*_COMMON_VALUES, f"CAST({_literal(loaded_at)} AS TIMESTAMP)"]
+        fixed = [*_COMMON_VALUES, f"CAST({sql_text(loaded_at)} AS TIMESTAMP)"]
         for schema in sorted(s for s, schema_ids in ids.items() if schema_ids):
             decoder = self._decoders[schema]
             assert decoder is not None
@@ -260,10 +257,10 @@ class DirectPlanner:
             for (file_schema, name), (raws, event_ids) in files.items():
                 if file_schema == schema:
                     shape = shapes[name]
-                    sources.append((_write(self.spool, raws), shape))
+                    sources.append((spool_file(b"[" + b",".join(raws) + b"]", self.spool), shape))
                     table = self._table(schema, shape.table, event_ids)
                     leaves = shape.context + shape.properties
-                    values = [*fixed, _literal(shape.table), '"event"', *(v for _, v in leaves)]
+                    values = [*fixed, sql_text(shape.table), '"event"', *(v for _, v in leaves)]
                     columns = ", ".join(map(quote, [*_TRACK_COLUMNS, *(c for c, _ in leaves)]))
                     table.select = f"({columns}) {_query(values, sources[-1][0], shape.spec)}"
                     tables.append(table)
@@ -271,7 +268,7 @@ class DirectPlanner:
             queries = []
             for path, shape in sources:
                 own = dict(shape.context)
-                values = [*fixed, _literal(shape.table), '"event"']
+                values = [*fixed, sql_text(shape.table), '"event"']
                 values += [own.get(c, "NULL") for c in context]
                 queries.append(_query(values, path, shape.tracks_spec))
             tracks = self._table(schema, "tracks", ids[schema])
@@ -283,14 +280,13 @@ class DirectPlanner:
     def _rows(self, plan: LoadPlan, columns: list[str], queries: list[str]) -> str:
         """Write the rows of `queries` (their values in `columns` order) into a parquet
         file of the plan's; returns the `(columns) SELECT` that reads them back."""
-        fd, path = tempfile.mkstemp(prefix="trackway-rows-", suffix=".parquet", dir=self.spool)
-        os.close(fd)
+        path = spool_file(b"", self.spool, ".parquet")  # DuckDB writes it
         plan.files.append(path)
         self._duckdb().execute(
-            f"COPY ({' UNION ALL '.join(queries)}) TO {_literal(path)}"
+            f"COPY ({' UNION ALL '.join(queries)}) TO {sql_text(path)}"
             " (FORMAT parquet, COMPRESSION uncompressed)"
         )
-        return f"({', '.join(map(quote, columns))}) SELECT * FROM read_parquet({_literal(path)})"
+        return f"({', '.join(map(quote, columns))}) SELECT * FROM read_parquet({sql_text(path)})"
 
     def close(self) -> None:
         """Close the in-memory DuckDB that writes `tracks`' rows (see `_plan`)."""
@@ -333,7 +329,7 @@ class DirectPlanner:
 
 _RAW = msgspec.json.Decoder(list[msgspec.Raw])
 _COMMON_VALUES = [quote(key) for key, _column in COMMON_FIELDS]
-_TOP_SPEC = [(key, SQL_TYPES[_COMMON_TYPES[c]]) for key, c in COMMON_FIELDS]
+_TOP_SPEC = [(key, SQL_TYPES[_TRACK_COLUMNS[c]]) for key, c in COMMON_FIELDS]
 
 
 def _event_struct(
@@ -377,7 +373,7 @@ def _event_struct(
 
 def _columns(spec: list[tuple[str, str]]) -> str:
     """read_json's `columns` argument: keys and their DuckDB types."""
-    return ", ".join(f"{_literal(key)}: {_literal(sql_type)}" for key, sql_type in spec)
+    return ", ".join(f"{sql_text(key)}: {sql_text(sql_type)}" for key, sql_type in spec)
 
 
 def _fields(
@@ -478,21 +474,10 @@ def _normal(event: Any, paths: list[tuple[str, ...]]) -> bool:
     return True
 
 
-def _write(directory: str, raws: list[bytes]) -> str:
-    fd, name = tempfile.mkstemp(prefix="trackway-events-", suffix=".json", dir=directory)
-    with os.fdopen(fd, "wb") as out:
-        out.write(b"[" + b",".join(raws) + b"]")
-    return name
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 def _query(values: list[str], path: str, spec: str) -> str:
     # The values are named by position: two leaves may end in the same key, and the rows
     # are read back by position.
     named = ", ".join(f'{value} AS "{i}"' for i, value in enumerate(values))
     return (
-        f"SELECT {named} FROM read_json({_literal(path)}, format = 'array', columns = {{{spec}}})"
+        f"SELECT {named} FROM read_json({sql_text(path)}, format = 'array', columns = {{{spec}}})"
     )

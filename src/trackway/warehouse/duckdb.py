@@ -385,15 +385,21 @@ def write_rows(plan: LoadPlan, directory: str) -> None:
     for table in plan.tables:
         if table.select is not None:  # DuckDB reads its rows from the events (direct.py)
             continue
-        table.rows_file = _write_json(list(table.rows.values()), directory)
+        table.rows_file = spool_file(codec.dumps(list(table.rows.values())), directory)
         table.rows = dict.fromkeys(table.rows, _ENCODED)
 
 
-def _write_json(rows: list[dict[str, Any]], directory: str | None = None) -> str:
-    fd, name = tempfile.mkstemp(prefix="trackway-load-", suffix=".json", dir=directory)
+def spool_file(data: bytes, directory: str | None = None, suffix: str = ".json") -> str:
+    """A new temporary file (in `directory`, else the system's) holding `data`."""
+    fd, name = tempfile.mkstemp(prefix="trackway-load-", suffix=suffix, dir=directory)
     with os.fdopen(fd, "wb") as out:
-        out.write(codec.dumps(rows))
+        out.write(data)
     return name
+
+
+def sql_text(text: str) -> str:
+    """A string as an SQL literal."""
+    return "'" + text.replace("'", "''") + "'"
 
 
 @contextmanager
@@ -404,15 +410,15 @@ def _json_rows(rows: list[dict[str, Any]] | str, types: dict[str, str]) -> Itera
     DuckDB parses JSON in C++ without Python's GIL, so the loader's next micro-batch
     is planned meanwhile (docs/decisions/0004-warehouse-loading.md).
     """
-    name = rows if isinstance(rows, str) else _write_json(rows)
+    name = rows if isinstance(rows, str) else spool_file(codec.dumps(rows))
     try:
-        spec = ", ".join(f"'{_literal(c)}': '{t}'" for c, t in types.items())
+        spec = ", ".join(f"{sql_text(c)}: '{t}'" for c, t in types.items())
         # A `maximum_object_size` above DuckDB's default made every statement slower
         # (0010), so it is raised only for a file large enough to hold a row beyond
         # the default (rows are far smaller: ingest takes events of at most 32 KB).
         size = os.path.getsize(name)
         limit = f", maximum_object_size = {size}" if size > _JSON_OBJECT_BYTES else ""
-        yield f"read_json('{_literal(name)}', format = 'array', columns = {{{spec}}}{limit})"
+        yield f"read_json({sql_text(name)}, format = 'array', columns = {{{spec}}}{limit})"
     finally:
         os.unlink(name)
 
@@ -420,10 +426,6 @@ def _json_rows(rows: list[dict[str, Any]] | str, types: dict[str, str]) -> Itera
 def _select(types: dict[str, str], source: str) -> str:
     columns = ", ".join(quote(c) for c in types)
     return f"({columns}) SELECT {columns} FROM {source}"
-
-
-def _literal(text: str) -> str:
-    return text.replace("'", "''")
 
 
 def _qualified(table: TableLoad) -> str:

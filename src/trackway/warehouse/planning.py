@@ -35,6 +35,7 @@ from trackway.storage.base import EventLog
 from trackway.storage.chunk_reads import ChunkReads
 from trackway.storage.records import LogEvent
 from trackway.warehouse.plan import Catalog, LoadPlan, Planner
+from trackway.warehouse.schema import utc_text
 
 if TYPE_CHECKING:
     # Imported where used: it imports DuckDB, which must not be loaded before
@@ -299,7 +300,7 @@ def _direct_planner(
 
 
 def _now() -> str:
-    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    return utc_text(datetime.now(UTC))
 
 
 def _open_log(location: tuple[str, str]) -> EventLog:
