@@ -46,10 +46,11 @@ SQL_TYPES: dict[ColumnType, str] = {
 _TYPES: dict[str, ColumnType] = {sql: type_ for type_, sql in SQL_TYPES.items()}
 _TYPES.update(INTEGER="integer", FLOAT="float", TIMESTAMPTZ="timestamp")
 
-_MEMORY_LIMIT = "192MB"
+_MEMORY_LIMIT = "96MB"
 """DuckDB's own cap for a load session (its default is 80% of RAM): the loader runs inside
-`trackway serve`. Measured: server peak RSS under ingest 465 → 360 MB, loader speed
-unchanged (bench/RESULTS.md)."""
+`trackway serve`. Measured: server peak RSS under ingest 465 → 360 MB at 192MB; on a
+backlog, the loader's RSS 258 → 225 MB at 96MB for 3-7% of its speed (bench/RESULTS.md,
+"2026-11-23 07:30 UTC")."""
 _OPEN_WAIT_S = 10.0
 # DuckDB checkpoints when its WAL passes this (default 16MB: every other micro-batch
 # in a catch-up); fewer, larger checkpoints cost less in all. Data not yet checkpointed
