@@ -50,7 +50,7 @@ _MEMORY_LIMIT = "96MB"
 """DuckDB's own cap for a load session (its default is 80% of RAM): the loader runs inside
 `trackway serve`. Measured: server peak RSS under ingest 465 → 360 MB at 192MB; on a
 backlog, the loader's RSS 258 → 225 MB at 96MB for 3-7% of its speed (bench/RESULTS.md,
-"2026-11-23 07:30 UTC")."""
+"2026-11-23 07:05 UTC")."""
 _OPEN_WAIT_S = 10.0
 # DuckDB checkpoints when its WAL passes this (default 16MB: every other micro-batch
 # in a catch-up); fewer, larger checkpoints cost less in all. Data not yet checkpointed
