@@ -219,6 +219,28 @@ def test_sql_status_and_reload_commands(server: Server) -> None:
     assert "no warehouse named 'nope'" in missing
 
 
+def test_the_servers_loader_reports_on_metrics(server: Server) -> None:
+    batch = [
+        {"type": "track", "userId": "m", "event": "Paid", "properties": {"n": "x" if i else 1}}
+        for i in range(12)
+    ]
+    with server.client() as http:
+        sent = http.post("/v1/batch", json={"batch": batch}, auth=(server.write_key, ""))
+        assert sent.status_code == 200
+
+        def loaded() -> bool:
+            text = http.get("/metrics").text
+            return 'trackway_warehouse_events_loaded_total{warehouse="default"} 12.0' in text
+
+        assert until(loaded, True) is True
+        text = http.get("/metrics").text
+    assert 'trackway_warehouse_rows_loaded_total{warehouse="default"} 24.0' in text
+    assert 'trackway_warehouse_rejected_values_total{warehouse="default"} 11.0' in text
+    assert 'trackway_warehouse_lag_events{warehouse="default"} 0.0' in text
+    assert 'trackway_warehouse_failing_attempts{warehouse="default"} 0.0' in text
+    assert 'trackway_warehouse_load_failures_total{warehouse="default"} 0.0' in text
+
+
 def test_ingestion_goes_on_while_the_warehouse_is_down(server: Server, pg_url: str) -> None:
     proxy = TcpProxy(("127.0.0.1", 5432))
     proxy.up()

@@ -96,8 +96,9 @@ def serve(settings: Settings) -> None:
     collectors: list[Collector] = []
     if leases is not None:
         deliveries = Deliveries(settings, log, store, leases=leases)
+        loaders = Loaders(settings.data_dir, log, store, leases)
         workers = [
-            Loaders(settings.data_dir, log, store, leases),
+            loaders,
             deliveries,
             SchedulerThread(
                 settings.data_dir,
@@ -106,7 +107,7 @@ def serve(settings: Settings) -> None:
                 leases=leases,
             ),
         ]
-        collectors.append(deliveries.metrics)
+        collectors += [deliveries.metrics, loaders.metrics]
     app = create_app(
         settings,
         log,

@@ -5,6 +5,7 @@ as the rows, so a crash between the two cannot happen; rows are upserted by `id`
 loading an event twice (a reload) leaves one row. Together: exactly once in the tables.
 """
 
+import functools
 import itertools
 import logging
 import threading
@@ -18,6 +19,7 @@ from trackway.storage.leases import LeaseHolder, Leases
 from trackway.warehouse.base import Session, Warehouse
 from trackway.warehouse.config import WarehouseSpec, warehouses
 from trackway.warehouse.engines import open_warehouse, sources
+from trackway.warehouse.metrics import WarehouseMetrics
 from trackway.warehouse.naming import source_schemas
 from trackway.warehouse.plan import LoadPlan, Planner
 from trackway.warehouse.planning import Job, PlanningProcess, log_location, read_plan
@@ -164,6 +166,8 @@ class LoaderThread:
     A micro-batch is loaded when `batch_size` events wait, or when some wait and
     `interval_s` has passed since the last load. When the warehouse fails (down,
     unreachable, locked) it retries with exponential backoff; ingestion never waits.
+    `on_load` is called with each micro-batch loaded, `on_failure` after each failed
+    attempt.
     """
 
     def __init__(
@@ -172,12 +176,15 @@ class LoaderThread:
         poll_s: float = _POLL_S,
         backoff_max_s: float = _BACKOFF_MAX_S,
         on_load: Callable[[LoadResult], None] | None = None,
+        on_failure: Callable[[], None] | None = None,
     ) -> None:
         self.loader = loader
         self.poll_s = poll_s
         self.backoff_max_s = backoff_max_s
         self.on_load = on_load
+        self.on_failure = on_failure
         self.failures = 0
+        """Failed attempts in a row (0 once one succeeds)."""
         self._stop = threading.Event()
         self._thread = threading.Thread(
             target=self._run, name=f"trackway-warehouse-{loader.spec.name}", daemon=True
@@ -222,6 +229,8 @@ class LoaderThread:
                         self.on_load(result)
             except Exception as exc:
                 self.failures += 1
+                if self.on_failure is not None:
+                    self.on_failure()
                 delay = min(_BACKOFF_FIRST_S * 2 ** (self.failures - 1), self.backoff_max_s)
                 logger.warning(
                     "warehouse %s: load failed (%s); retrying in %.0f s", spec.name, exc, delay
@@ -249,6 +258,7 @@ class Loaders:
         self.store = store
         self.leases = LeaseHolder(leases, self._lost)
         self.running: dict[str, tuple[WarehouseSpec, LoaderThread]] = {}
+        self.metrics = WarehouseMetrics(self._loading, lambda: log.last_seqs()["accepted"])
         self._stopped = threading.Event()
         self._watcher: threading.Thread | None = None
 
@@ -271,7 +281,11 @@ class Loaders:
             if name not in self.running:
                 warehouse = open_warehouse(spec, self.data_dir)
                 loader = WarehouseLoader(spec, warehouse, self.log, self._sources)
-                thread = LoaderThread(loader)
+                thread = LoaderThread(
+                    loader,
+                    on_load=functools.partial(self.metrics.loaded, name),
+                    on_failure=functools.partial(self.metrics.failed, name),
+                )
                 thread.start()
                 self.running[name] = (spec, thread)
 
@@ -300,6 +314,9 @@ class Loaders:
 
     def _sources(self) -> list[tuple[int, str]]:
         return sources(self.store)
+
+    def _loading(self) -> list[tuple[str, int, int | None]]:
+        return [(n, t.failures, t.loader.position) for n, (_s, t) in list(self.running.items())]
 
 
 def _lease_key(warehouse: str) -> str:
