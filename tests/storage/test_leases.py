@@ -94,7 +94,7 @@ def test_without_shared_leases_everything_is_held() -> None:
 def test_a_lease_that_cannot_be_renewed_is_given_up_before_it_expires(pg_url: str) -> None:
     proxy = TcpProxy(("127.0.0.1", 5432))
     proxy.up()
-    leases = PostgresLeases(pg_url.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}"))
+    leases = PostgresLeases(proxy.route(pg_url))
     lost: list[float] = []
     holder = LeaseHolder(leases, lambda key: lost.append(time.monotonic()), ttl_s=1.5)
     try:

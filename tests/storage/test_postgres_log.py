@@ -89,7 +89,7 @@ def test_an_id_committed_by_another_process_is_a_duplicate(pg_url: str) -> None:
 def test_postgres_going_away_fails_appends_and_recovers(pg_url: str) -> None:
     proxy = TcpProxy(("127.0.0.1", 5432))
     proxy.up()
-    log = PostgresEventLog(pg_url.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}"))
+    log = PostgresEventLog(proxy.route(pg_url))
     log.start()
     try:
         assert asyncio.run(append_all(log, [batch(1, ["before"])])) == [(1, 0)]

@@ -46,7 +46,7 @@ def test_events_sent_with_the_python_sdk_are_listed_by_the_cli(pg_url: str, tmp_
 def test_postgres_down_answers_503_and_recovers(pg_url: str, tmp_path: Path) -> None:
     proxy = TcpProxy(("127.0.0.1", 5432))
     proxy.up()
-    url = pg_url.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")
+    url = proxy.route(pg_url)
     server = start_server(tmp_path / "data", "--database", url)
     acknowledged: list[str] = []
 

@@ -27,6 +27,11 @@ class TcpProxy:
         self._listener = listener
         self._spawn(self._accept, listener)
 
+    def route(self, url: str) -> str:
+        """`url` (a libpq URL naming the target) made to connect through this proxy."""
+        host, port = self.target
+        return url.replace(f"{host}:{port}", f"127.0.0.1:{self.port}")
+
     def down(self) -> None:
         listener, self._listener = self._listener, None
         if listener is not None:

@@ -145,7 +145,7 @@ def test_a_warehouse_that_is_down_is_retried_until_it_catches_up(
 ) -> None:
     proxy = TcpProxy(("127.0.0.1", 5432))
     proxy.up()
-    url = pg_url.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")
+    url = proxy.route(pg_url)
     warehouse = PostgresWarehouse(url, connect_timeout_s=2)
     log = SQLiteEventLog(tmp_path / "log.db")
     loader = WarehouseLoader(spec(interval_s=0.1), warehouse, log, lambda: SOURCES)

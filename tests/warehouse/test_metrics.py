@@ -54,7 +54,7 @@ def test_a_failing_warehouse_shows_failures_and_lag_until_it_recovers(
 ) -> None:
     proxy = TcpProxy(("127.0.0.1", 5432))
     proxy.up()
-    url = pg_url.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")
+    url = proxy.route(pg_url)
     store = SQLiteStateStore(tmp_path / "state.db")
     store.create_source("default", "segment")
     apply(
