@@ -6,7 +6,8 @@ from typing import Any
 import pytest
 
 from trackway import fql
-from trackway.fql.evaluate import MISSING, as_text, lookup
+from trackway.fql.evaluate import MISSING, lookup
+from trackway.fql.lexer import as_text
 
 ORDER: dict[str, Any] = {
     "type": "track",
@@ -54,7 +55,7 @@ PAGE: dict[str, Any] = {"type": "page", "name": "Home", "anonymousId": "anon-1"}
         ("properties.total > 120", ORDER, True),
         ("properties.total >= 121", ORDER, False),
         ("traits.logins >= 10", IDENTIFY, True),
-        ("properties.price > 50", ORDER, True),  # a numeric string compares as a number
+        ("properties.price > 50", ORDER, False),  # only numbers compare, not "99"
         ('properties.count >= "3"', ORDER, True),
         ("properties.sku > 1", ORDER, False),  # not a number: never matches
         ("properties.premium > 0", ORDER, False),  # booleans are not numbers
@@ -67,13 +68,28 @@ PAGE: dict[str, Any] = {"type": "page", "name": "Home", "anonymousId": "anon-1"}
         ("properties.premium = true", ORDER, True),
         ("properties.trial = false", ORDER, True),
         ("properties.trial = true", ORDER, False),
-        ("traits.beta = true", IDENTIFY, True),  # Segment compares as text: "true" = true
-        ('properties.premium = "true"', ORDER, True),
+        ("traits.beta = true", IDENTIFY, False),  # typed, as in Segment: "true" is text
+        ('properties.premium = "true"', ORDER, False),
+        ('traits.beta = "true"', IDENTIFY, True),
         ("properties.count = 3", ORDER, True),
         ("properties.count = 3.0", ORDER, True),
-        ('properties.count = "3"', ORDER, True),
-        ("properties.price = 99", ORDER, True),
-        ('properties.total = "120.5"', ORDER, True),
+        ('properties.count = "3"', ORDER, False),  # a quoted number is text
+        ("properties.price = 99", ORDER, False),  # "99" is text, not a number
+        ('properties.price = "99"', ORDER, True),
+        ('properties.total = "120.5"', ORDER, False),
+        ("properties.count != 4", ORDER, True),
+        ("properties.price != 4", ORDER, False),  # != a number: numbers only
+        ("properties.missing != 4", ORDER, False),
+        ('properties.missing != "4"', ORDER, True),
+        ("properties.missing != true", ORDER, True),
+        ('!contains(properties.sku, "X")', ORDER, True),
+        ('!contains(properties.missing, "X")', ORDER, False),  # not a string
+        ('!match(properties.count, "*")', ORDER, False),
+        ('!(contains(properties.missing, "X") and type = "track")', ORDER, True),
+        ("userId = 1", {"userId": "1"}, True),  # userId, type, event, name: text
+        ("event != 1", {"event": "1"}, False),
+        ("name = true", {"name": "true"}, True),
+        ("userId = true", {"userId": "true"}, False),
         ("properties.total < 1e300", {"properties": {"total": "9" * 5000}}, False),  # too big
         ("properties.address = null", ORDER, False),
         ('properties.address = "[object Object]"', ORDER, False),  # objects equal nothing

@@ -149,7 +149,10 @@ def test_accepts_what_segment_accepts(text: str) -> None:
             '(type = "track" or event = "A") or event = "B"',
         ),
         (Compare(("properties", "a b", "c.d"), "=", 'q"\\'), r'properties.a\ b.c\.d = "q\"\\"'),
-        (In(("type",), ("a", 1, 2.5, True, None)), 'type in ["a", 1, 2.5, true, null]'),
+        (
+            In(("properties", "plan"), ("a", 1, 2.5, True, None)),
+            'properties.plan in ["a", 1, 2.5, true, null]',
+        ),
     ],
 )
 def test_prints_back_as_fql(node: Node, text: str) -> None:

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from tests.fql.strategies import events, json_values, numbers
 from trackway import codec
-from trackway.fql.evaluate import as_text
+from trackway.fql.lexer import as_text
 from trackway.mapping import compile_mapping
 
 SETTINGS = settings(max_examples=100, deadline=None)

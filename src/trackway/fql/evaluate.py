@@ -1,17 +1,17 @@
 """Evaluating an FQL AST against a stored event (a dict with camelCase keys).
 
-The comparisons follow Segment's subscription evaluator where it is sensible:
-`=` compares values as text (so `properties.price = "10"` matches the number 10 and
-`= true` matches `true` and `"true"`), `!=` is exactly `not =` (an absent field is not
-equal to anything), `<`, `<=`, `>`, `>=` compare numbers (a numeric string counts;
-anything else never matches), `contains` and `match` look at strings only.
+The comparisons are typed, as in Segment's subscription evaluator: `= "10"` matches
+only the string "10", `= 10` only a number, `= true` only a boolean; `!= "x"` and
+`!= true` are `not =` (an absent field matches), `!= 10` matches only a number other
+than 10; `<`, `<=`, `>`, `>=` match only numbers. `contains` and `match` look at strings
+only, and so do their negations: `!contains(f, "x")` needs f to be a string.
 """
 
 import functools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from trackway.fql.lexer import number
 from trackway.fql.parser import And, Call, Compare, In, Node, Not, Or, Value
@@ -45,15 +45,6 @@ def lookup(value: Any, path: Iterable[str]) -> Any:
     return value
 
 
-def as_text(value: Any) -> str:
-    """A scalar as text, the way JavaScript's String() writes it (`true`, `10`, `1.5`)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float) and value.is_integer() and abs(value) < 1e21:
-        return str(int(value))
-    return str(value)
-
-
 @dataclass(frozen=True, slots=True)
 class Expression:
     """A compiled FQL expression: tests events; `str()` gives its canonical FQL text."""
@@ -82,6 +73,8 @@ def evaluate(node: Node, event: dict[str, Any]) -> bool:
             if operator == "=":
                 return _equal(actual, expected)
             if operator == "!=":
+                if _numeric(expected):  # Segment's number_not_equals: numbers only
+                    return _numeric(actual) and actual != expected
                 return not _equal(actual, expected)
             return _order(actual, operator, expected)
         case In(path, values):
@@ -94,6 +87,9 @@ def evaluate(node: Node, event: dict[str, Any]) -> bool:
         case Call(_, path, argument):
             actual = _field(event, path)
             return isinstance(actual, str) and _glob(argument).fullmatch(actual) is not None
+        case Not(Call(_, path) as call):
+            # Segment's not_contains, not_starts_with...: the field is a string that fails
+            return isinstance(_field(event, path), str) and not evaluate(call, event)
         case Not(operand):
             return not evaluate(operand, event)
         case And(operands):
@@ -111,17 +107,21 @@ def _field(event: dict[str, Any], path: tuple[str, ...]) -> Any:
 
 
 def _equal(actual: Any, expected: Value) -> bool:
-    if actual is MISSING or actual is None or isinstance(actual, dict | list):
-        return False
-    if _numeric(actual) and _numeric(expected):
-        return bool(actual == expected)
-    return as_text(actual) == as_text(expected)
+    """A string equals only that string, a boolean only itself, a number only a number."""
+    if isinstance(expected, bool):
+        return actual is expected
+    if isinstance(expected, str):
+        return isinstance(actual, str) and actual == expected
+    return _numeric(actual) and bool(actual == expected)
 
 
 def _order(actual: Any, operator: str, expected: Value) -> bool:
-    left, right = _as_number(actual), _as_number(expected)
-    if left is None or right is None:
+    # (the parser only lets numbers, and strings spelling one, reach here)
+    right = number(expected) if isinstance(expected, str) else expected
+    if not _numeric(actual) or not _numeric(right):
         return False
+    left: float = actual  # (an int or a float: compared exactly, however large)
+    right = cast(float, right)
     if operator == "<":
         return left < right
     if operator == "<=":
@@ -133,14 +133,6 @@ def _order(actual: Any, operator: str, expected: Value) -> bool:
 
 def _numeric(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _as_number(value: Any) -> int | float | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return value
-    return number(value) if isinstance(value, str) else None
 
 
 @functools.lru_cache(maxsize=256)

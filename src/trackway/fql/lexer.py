@@ -4,6 +4,7 @@ import enum
 import math
 import re
 from dataclasses import dataclass
+from typing import Any
 
 _NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?")
 _OPERATORS = ("!=", "<=", ">=", "=", "<", ">")  # two-character operators first
@@ -88,6 +89,15 @@ def number(text: str) -> int | float | None:
     except ValueError:  # more digits than int() converts: too large anyway
         return None
     return value if math.isfinite(value) else None
+
+
+def as_text(value: Any) -> str:
+    """A scalar as text, the way JavaScript's String() writes it (`true`, `10`, `1.5`)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e21:
+        return str(int(value))
+    return str(value)
 
 
 def tokenize(text: str) -> list[Token]:

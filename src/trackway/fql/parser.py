@@ -19,7 +19,7 @@ from typing import Literal, cast
 
 import msgspec
 
-from trackway.fql.lexer import FQLError, Kind, Token, is_name_char, number, tokenize
+from trackway.fql.lexer import FQLError, Kind, Token, as_text, is_name_char, number, tokenize
 from trackway.spec.message import Message
 
 Value = str | int | float | bool | None
@@ -34,6 +34,9 @@ MAX_DEPTH = 100  # levels of `!` and parentheses
 _ORDERING = ("<", "<=", ">", ">=")
 _FUNCTIONS = ("contains", "match")
 _KEYWORDS = ("and", "or", "in", "true", "false", "null")
+# Fields that are always text: Segment compares them with the text of an unquoted
+# number, and (but for userId) of a boolean, so `userId = 123` is `userId = "123"`.
+TEXT_FIELDS = ("type", "event", "name", "userId")
 _STRING_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
@@ -213,7 +216,7 @@ class _Parser:
     def condition(self) -> Compare | In:
         path = self.path()
         if self.keyword("in"):
-            return In(path, self.value_list())
+            return In(path, tuple(_as_compared(path, v) for v in self.value_list()))
         if not self.at(Kind.OPERATOR):
             raise self.expected("an operator (=, !=, <, <=, >, >=) or 'in'")
         operator_token = self.advance()
@@ -224,6 +227,8 @@ class _Parser:
             raise self.error(
                 f"'{operator}' compares numbers; {value_token.text} is not a number", value_token
             )
+        if operator in ("=", "!="):
+            value = _as_compared(path, value)
         return Compare(path, operator, value)
 
     def path(self) -> Path:
@@ -259,6 +264,15 @@ class _Parser:
             if self.keyword(word):
                 return value
         raise self.expected(what)
+
+
+def _as_compared(path: Path, value: Value) -> Value:
+    """The value `=`, `!=` and `in` compare the field with (see TEXT_FIELDS)."""
+    if len(path) != 1 or path[0] not in TEXT_FIELDS or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bool) and path[0] == "userId":
+        return value
+    return as_text(value)
 
 
 def _is_number(value: Value) -> bool:

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from trackway import codec
-from trackway.fql.evaluate import MISSING, as_text, lookup
+from trackway.fql.evaluate import MISSING, lookup
+from trackway.fql.lexer import as_text
 
 Resolver = Callable[[Any], Any]
 _PATH = re.compile(r"[^.\[\]]+(\[[0-9]+\])*(\.[^.\[\]]+(\[[0-9]+\])*)*")
