@@ -17,6 +17,7 @@ from trackway.destinations.framework import (
     validate_payload,
 )
 from trackway.destinations.http import HttpTransport
+from trackway.destinations.pipeline import Subscription
 from trackway.destinations.transport import Request
 from trackway.destinations.webhook import DEFINITION
 from trackway.mapping import compile_mapping
@@ -156,3 +157,12 @@ def test_delivered_to_a_real_endpoint(hook: FakeServer) -> None:
     assert (seen.method, seen.path) == ("PATCH", "/in")
     assert json.loads(seen.body) == EVENT
     assert seen.headers["x-signature"] == hmac.new(b"k", seen.body, hashlib.sha1).hexdigest()
+
+
+def test_an_event_its_mapping_cannot_use_is_discarded() -> None:
+    mapping = {**SEND.default_mapping(), "url": {"@template": {"@path": "$.properties.total"}}}
+    subscription = Subscription(
+        "s", SEND, fql.compile('type = "track"'), compile_mapping(mapping), False
+    )
+    with pytest.raises(Discard, match=r"^url\.@template: expected text, got a number$"):
+        subscription.payload(EVENT)

@@ -4,7 +4,7 @@ from typing import Any
 
 import pytest
 
-from trackway.mapping import compile_mapping
+from trackway.mapping import UnmappableEvent, compile_mapping
 
 EVENT: dict[str, Any] = {
     "type": "track",
@@ -84,10 +84,21 @@ def test_template(template: str, expected: str) -> None:
 
 @pytest.mark.parametrize(
     "value",
-    [True, 0, "", None, [1, {"@path": "$.x"}], {"@path": "$.properties.sku"}, {"a": {"b": []}}],
+    [True, 0, "", None, [1, {"x": "$.x"}], {"@type": "Order", "@id": 1}, {"a": {"b": []}}],
 )
 def test_literal_is_the_value_as_is(value: Any) -> None:
     assert apply({"@literal": value}) == value
+
+
+def test_literal_applies_the_directives_it_holds_as_segment_does() -> None:
+    value = {
+        "sku": {"@path": "$.properties.sku"},
+        "ld": {"@type": "Offer"},
+        "gone": {"@path": "$.x"},
+    }
+    assert apply({"@literal": value}) == {"sku": "SKU-42", "ld": {"@type": "Offer"}}
+    assert apply({"@literal": [{"@path": "$.x"}, {"@path": "$.userId"}]}) == [None, "user-1"]
+    assert apply({"@literal": {"@path": "$.userId"}}) == "user-1"
 
 
 def test_literal_gives_every_event_its_own_copy() -> None:
@@ -180,8 +191,15 @@ def test_case(options: dict[str, Any], expected: Any) -> None:
             {"value": {"@path": "$.properties.premium"}, "pattern": "true", "replacement": "yes"},
             "yes",
         ),
-        ({"value": {"@path": "$.nope"}, "pattern": "a"}, ...),
-        ({"value": {"@path": "$.anonymousId"}, "pattern": "a"}, None),
+        # as in Segment: nothing, null, objects and arrays give ""
+        ({"value": {"@path": "$.nope"}, "pattern": "a"}, ""),
+        ({"value": {"@path": "$.anonymousId"}, "pattern": "a"}, ""),
+        ({"value": {"@path": "$.properties"}, "pattern": "a"}, ""),
+        (  # a second pattern, replaced after the first
+            {"value": "a-b c", "pattern": "-", "pattern2": " ", "replacement2": "_"},
+            "ab_c",
+        ),
+        ({"value": "A-a", "pattern": "a", "pattern2": "-", "ignorecase": True}, ""),
     ],
 )
 def test_replace(options: dict[str, Any], expected: Any) -> None:
@@ -258,7 +276,10 @@ def test_flatten(options: dict[str, Any], expected: Any) -> None:
             {"plan": "pro", "name": "Ann <admin>", "email": "Ann@Example.com"},
         ),
         (
-            {"objects": [{"@path": "$.nope"}, "text", None, {"a": 1}], "direction": "right"},
+            {
+                "objects": [{"@path": "$.nope"}, {"@path": "$.userId"}, {"a": 1}],
+                "direction": "right",
+            },
             {"a": 1},
         ),
         ({"objects": [], "direction": "left"}, {}),
@@ -338,8 +359,35 @@ def test_applying_never_changes_the_event() -> None:
     assert repr(EVENT) == before
 
 
-def test_a_mapping_applies_to_anything() -> None:
+def test_template_and_path_may_come_from_a_directive() -> None:
+    event = {"my": {"template": "Hi {{name}}", "path": "$.name"}, "name": "Ann", "n": 1}
+    mapping = compile_mapping(
+        {
+            "greeting": {"@template": {"@path": "$.my.template"}},
+            "name": {"@path": {"@path": "$.my.path"}},
+            "hint": {"@template": "{{name}}", "_metadata": {"label": "ignored"}},
+        }
+    )
+    assert mapping.apply(event) == {"greeting": "Hi Ann", "name": "Ann", "hint": "Ann"}
+    for path in ("$.n", "$.none"):
+        broken = compile_mapping({"greeting": {"@template": {"@path": path}}})
+        with pytest.raises(UnmappableEvent) as refused:
+            broken.apply(event)
+        got = "a number" if path == "$.n" else "nothing"
+        assert str(refused.value) == f"greeting.@template: expected text, got {got}"
+
+
+def test_exclude_when_null_removes_null_fields_at_any_depth_of_objects() -> None:
+    event = {"o": {"a": None, "b": {"c": None, "d": 1}, "e": [None, {"f": None}]}}
+    mapping = compile_mapping({"o": {"@excludeWhenNull": {"@path": "$.o"}}})
+    assert mapping.apply(event) == {"o": {"b": {"d": 1}, "e": [None, {"f": None}]}}
+    assert event["o"]["a"] is None  # the event is not changed
+
+
+def test_a_mapping_applies_to_objects_only_as_in_segment() -> None:
     mapping = compile_mapping({"a": {"@path": "$.x"}, "b": {"@template": "{{x}}"}, "c": 1})
-    events: list[Any] = [{}, [], None, "text"]
-    for event in events:
-        assert mapping.apply(event) == {"b": "", "c": 1}
+    assert mapping.apply({}) == {"b": "", "c": 1}
+    for event, name in (([], "an array"), (None, "null"), ("text", "a string"), (1, "a number")):
+        with pytest.raises(UnmappableEvent) as refused:
+            mapping.apply(event)
+        assert str(refused.value) == f"the event must be an object, got {name}"

@@ -24,8 +24,11 @@ from trackway.mapping import DIRECTIVES, MappingError, compile_mapping
         ({"a": {"@path": 5}}, "a.@path: a path must be a string, got a number"),
         ({"a": {"@path": "$.x..y"}}, "a.@path: invalid path '$.x..y'"),
         ({"a": {"@path": "$.x[a]"}}, "a.@path: invalid path '$.x[a]'"),
-        ({"a": {"@path": ""}}, "a.@path: invalid path ''"),
-        ({"a": {"@template": ["x"]}}, "a.@template: @template takes a string, got an array"),
+        ({"a": {"@path": "."}}, "a.@path: invalid path '.'"),
+        (
+            {"a": {"@template": ["x"]}},
+            "a.@template: @template takes a string or a directive, got an array",
+        ),
         ({"a": {"@template": "Hi {{ x. }}"}}, "a.@template: invalid path 'x.'"),
         ({"a": {"@literal": {1, 2}}}, "a.@literal: a set is not a JSON value"),
         ({"a": {"@literal": {"x": [float("nan")]}}}, "a.@literal.x[0]: nan is not a JSON number"),
@@ -71,7 +74,7 @@ from trackway.mapping import DIRECTIVES, MappingError, compile_mapping
         ({"a": {"@replace": {"value": "x"}}}, "a.@replace: @replace needs 'pattern'"),
         (
             {"a": {"@replace": {"value": "x", "pattern": ""}}},
-            "a.@replace: pattern must not be empty",
+            "a.@replace: pattern must be 1 to 10 characters, got 0",
         ),
         (
             {"a": {"@replace": {"value": "x", "pattern": 1}}},
@@ -82,8 +85,28 @@ from trackway.mapping import DIRECTIVES, MappingError, compile_mapping
             "a.@replace: global must be a boolean, got a string",
         ),
         (
-            {"a": {"@replace": {"value": "x", "pattern": "a", "pattern2": "b"}}},
-            "a.@replace: @replace has no option 'pattern2'",
+            {"a": {"@replace": {"value": "x", "pattern": "a", "pattern3": "b"}}},
+            "a.@replace: @replace has no option 'pattern3'",
+        ),
+        (  # Segment's limits
+            {"a": {"@replace": {"value": "x", "pattern": "waaaaaytoolong"}}},
+            "a.@replace: pattern must be 1 to 10 characters, got 14",
+        ),
+        (
+            {"a": {"@replace": {"value": "x", "pattern": "a", "replacement": "waaaaaytoolong"}}},
+            "a.@replace: replacement must be at most 10 characters",
+        ),
+        (
+            {"a": {"@replace": {"value": "x", "pattern": "a", "pattern2": "b" * 11}}},
+            "a.@replace: pattern2 must be 1 to 10 characters, got 11",
+        ),
+        (
+            {"a": {"@merge": {"objects": [{}, 1], "direction": "left"}}},
+            "a.@merge: objects[1] must be an object or a directive, got a number",
+        ),
+        (
+            {"a": {"@path": "$.x", "_metadata": {}, "@template": "y"}},
+            "a: a directive must be the only key of its object, found '@path', '@template'",
         ),
         (
             {"a": {"@json": {"mode": "pretty", "value": 1}}},

@@ -22,12 +22,14 @@ from trackway.destinations.filters import DropReason, FilterChain, compile_filte
 from trackway.destinations.framework import (
     Action,
     Definition,
+    Discard,
     SettingType,
     check_settings,
     validate_payload,
 )
 from trackway.destinations.secrets import MASK
 from trackway.destinations.transport import Request, Response
+from trackway.mapping import UnmappableEvent
 from trackway.mapping.engine import Mapping, compile_mapping
 from trackway.settings import parse_duration
 
@@ -47,7 +49,11 @@ class Subscription:
 
     def payload(self, event: dict[str, Any]) -> dict[str, Any]:
         """The validated payload for one event; raises Discard when it is not valid."""
-        return validate_payload(self.action, self.mapping.apply(event))
+        try:
+            mapped = self.mapping.apply(event)
+        except UnmappableEvent as exc:  # (as in Segment: the action fails for this event)
+            raise Discard(str(exc)) from exc
+        return validate_payload(self.action, mapped)
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,7 +4,7 @@ A mapping is a JSON object mixing raw values and directives (`{"@path": "$.userI
 `compile_mapping` validates it once and the Mapping it returns applies it to events.
 """
 
-from trackway.mapping.directives import DIRECTIVES, MappingError
+from trackway.mapping.directives import DIRECTIVES, MappingError, UnmappableEvent
 from trackway.mapping.engine import Mapping, compile_mapping
 
-__all__ = ["DIRECTIVES", "Mapping", "MappingError", "compile_mapping"]
+__all__ = ["DIRECTIVES", "Mapping", "MappingError", "UnmappableEvent", "compile_mapping"]

@@ -5,6 +5,7 @@ returns a value, or MISSING for "undefined": a key whose value is MISSING is lef
 """
 
 import copy
+import functools
 import math
 import re
 from collections.abc import Callable
@@ -16,6 +17,11 @@ from trackway.fql.evaluate import MISSING, lookup
 from trackway.fql.lexer import as_text
 
 Resolver = Callable[[Any], Any]
+METADATA = "_metadata"
+"""A key Segment's mappings may hold beside a directive (editor hints); it is ignored."""
+MAX_PATTERN = 10
+MAX_REPLACEMENT = 10
+"""Segment's limits on the lengths of @replace's patterns and replacements."""
 _PATH = re.compile(r"[^.\[\]]+(\[[0-9]+\])*(\.[^.\[\]]+(\[[0-9]+\])*)*")
 _PLACEHOLDER = re.compile(r"\{\{\{([^}]+)\}\}\}|\{\{([^}]+)\}\}")
 _TYPE_NAMES = {
@@ -26,6 +32,12 @@ _TYPE_NAMES = {
     int: "a number",
     float: "a number",
 }
+
+
+class UnmappableEvent(ValueError):
+    """An event a mapping cannot be applied to: not a JSON object, or a directive's
+    value of the wrong type (`@template` of a path that holds no string); as in
+    Segment, the event is then not sent to the action."""
 
 
 class MappingError(ValueError):
@@ -59,6 +71,11 @@ def is_directive(value: Any) -> bool:
     return isinstance(value, dict) and any(str(key).startswith("@") for key in value)
 
 
+def directive_keys(value: dict[str, Any]) -> list[str]:
+    """The keys of a directive object that count (all but Segment's `_metadata`)."""
+    return [key for key in value if key != METADATA]
+
+
 def check_json(value: Any, where: str) -> None:
     """Raise MappingError unless `value` is plain JSON (a YAML file can hold more)."""
     if isinstance(value, dict):
@@ -80,7 +97,7 @@ def parse_path(path: Any, site: Site) -> tuple[str, ...]:
     is the payload."""
     if not isinstance(path, str):
         raise site.error(f"a path must be a string, got {type_name(path)}")
-    if path in ("$", "$."):
+    if path in ("", "$", "$."):
         return ()
     body = path[2:] if path.startswith("$.") else path
     if not _PATH.fullmatch(body):
@@ -129,26 +146,71 @@ def _quoted(keys: list[str]) -> str:
 
 
 def _path(value: Any, site: Site) -> Resolver:
+    if is_directive(value):  # the path is what the directive gives, event by event
+        source = _text_of(value, site)
+        return lambda payload: lookup(payload, _loose_path(source(payload)))
     path = parse_path(value, site)
     return lambda payload: lookup(payload, path)
 
 
 def _template(value: Any, site: Site) -> Resolver:
+    if is_directive(value):  # the template is what the directive gives, event by event
+        source = _text_of(value, site)
+        return lambda payload: _render(_loose_template(source(payload)), payload)
     if not isinstance(value, str):
-        raise site.error(f"@template takes a string, got {type_name(value)}")
+        raise site.error(f"@template takes a string or a directive, got {type_name(value)}")
+    pieces = _pieces(value, lambda path: parse_path(path, site))
+    return lambda payload: _render(pieces, payload)
+
+
+Pieces = tuple[str | tuple[str, ...], ...]
+
+
+def _pieces(template: str, parse: Callable[[str], tuple[str, ...]]) -> Pieces:
+    """A template as text and the paths of its placeholders, in order."""
     # {{x}} and {{{x}}} are the same here: nothing is HTML-escaped
     pieces: list[str | tuple[str, ...]] = []
     end = 0
-    for found in _PLACEHOLDER.finditer(value):
-        path = parse_path((found[1] or found[2]).strip(), site)
-        pieces += [value[end : found.start()], path]
+    for found in _PLACEHOLDER.finditer(template):
+        pieces += [template[end : found.start()], parse((found[1] or found[2]).strip())]
         end = found.end()
-    pieces.append(value[end:])
+    pieces.append(template[end:])
+    return tuple(pieces)
+
+
+def _render(pieces: Pieces, payload: Any) -> str:
+    return "".join(p if isinstance(p, str) else _text(lookup(payload, p)) for p in pieces)
+
+
+def _text_of(value: Any, site: Site) -> Callable[[Any], str]:
+    """A nested directive that must give text (the path of @path, the template of
+    @template); when an event gives it anything else, the event cannot be mapped."""
+    source = site.compile(value, site.where)
 
     def resolve(payload: Any) -> str:
-        return "".join(p if isinstance(p, str) else _text(lookup(payload, p)) for p in pieces)
+        found = source(payload)
+        if not isinstance(found, str):
+            raise UnmappableEvent(f"{site.where}: expected text, got {_found_name(found)}")
+        return found
 
     return resolve
+
+
+def _found_name(value: Any) -> str:
+    return "nothing" if value is MISSING else type_name(value)
+
+
+@functools.lru_cache(maxsize=256)
+def _loose_path(path: str) -> tuple[str, ...]:
+    """A path read from an event, as Segment's `get` reads any text: never an error."""
+    if path.startswith("$."):
+        path = path[2:]
+    return tuple(re.findall(r"[^.\[\]]+", path)) if path not in ("", "$", ".") else ()
+
+
+@functools.lru_cache(maxsize=256)
+def _loose_template(template: str) -> Pieces:
+    return _pieces(template, _loose_path)
 
 
 def _text(value: Any) -> str:
@@ -161,10 +223,33 @@ def _text(value: Any) -> str:
 
 def _literal(value: Any, site: Site) -> Resolver:
     check_json(value, site.where)
-    if isinstance(value, dict | list):
-        # a fresh copy per event: whoever receives the payload may change it
-        return lambda payload: copy.deepcopy(value)
-    return lambda payload: value
+    if not _holds_directive(value):
+        if isinstance(value, dict | list):
+            # a fresh copy per event: whoever receives the payload may change it
+            return lambda payload: copy.deepcopy(value)
+        return lambda payload: value
+    # As in Segment, the directives inside are applied; the other objects with @ keys
+    # (which Segment refuses) stay as written.
+    if _known_directive(value):
+        return site.compile(value, site.where)
+    if isinstance(value, list):
+        items = [_literal(item, site) for item in value]
+        return lambda payload: [defined(item(payload)) for item in items]
+    fields = [(key, _literal(item, site)) for key, item in value.items()]
+    return lambda payload: {
+        key: found for key, item in fields if (found := item(payload)) is not MISSING
+    }
+
+
+def _known_directive(value: Any) -> bool:
+    return is_directive(value) and any(key in DIRECTIVES for key in directive_keys(value))
+
+
+def _holds_directive(value: Any) -> bool:
+    if _known_directive(value):
+        return True
+    items = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+    return any(_holds_directive(item) for item in items)
 
 
 def _if(value: Any, site: Site) -> Resolver:
@@ -227,24 +312,42 @@ def _case(value: Any, site: Site) -> Resolver:
 
 
 def _replace(value: Any, site: Site) -> Resolver:
-    options = _options(value, site, ("value", "pattern"), ("replacement", "global", "ignorecase"))
-    pattern = _option(options, "pattern", str, None, site)
-    if not pattern:
-        raise site.error("pattern must not be empty")
-    replacement = _option(options, "replacement", str, "", site)
+    options = _options(
+        value,
+        site,
+        ("value", "pattern"),
+        ("replacement", "pattern2", "replacement2", "global", "ignorecase"),
+    )
     count = 0 if _option(options, "global", bool, True, site) else 1
     flags = re.IGNORECASE if _option(options, "ignorecase", bool, False, site) else 0
-    regex = re.compile(re.escape(pattern), flags)
+    steps = [_replacement(options, "pattern", "replacement", site)]
+    if "pattern2" in options:
+        steps.append(_replacement(options, "pattern2", "replacement2", site))
+    compiled = [(re.compile(re.escape(pattern), flags), new) for pattern, new in steps]
     source = site.nested(options["value"], "value")
 
-    def resolve(payload: Any) -> Any:
+    def resolve(payload: Any) -> str:
         found = source(payload)
-        if not isinstance(found, str | int | float):  # bool is an int: "true"/"false"
-            return found
-        # a function, so that backslashes in the replacement stay literal
-        return regex.sub(lambda _: replacement, as_text(found), count=count)
+        if not isinstance(found, str | int | float):  # (bool is an int: "true"/"false")
+            return ""  # as in Segment: null, objects, arrays and nothing give ""
+        text = as_text(found)
+        for regex, new in compiled:
+            # a function, so that backslashes in the replacement stay literal
+            text = regex.sub(lambda _, new=new: new, text, count=count)  # type: ignore[misc]
+        return text
 
     return resolve
+
+
+def _replacement(options: dict[str, Any], key: str, new_key: str, site: Site) -> tuple[str, str]:
+    """One pattern and its replacement, within Segment's limits."""
+    pattern = _option(options, key, str, None, site)
+    if not 1 <= len(pattern) <= MAX_PATTERN:
+        raise site.error(f"{key} must be 1 to {MAX_PATTERN} characters, got {len(pattern)}")
+    replacement = _option(options, new_key, str, "", site)
+    if len(replacement) > MAX_REPLACEMENT:
+        raise site.error(f"{new_key} must be at most {MAX_REPLACEMENT} characters")
+    return pattern, replacement
 
 
 def _json(value: Any, site: Site) -> Resolver:
@@ -303,6 +406,11 @@ def _merge(value: Any, site: Site) -> Resolver:
     if not isinstance(objects, list):
         raise site.error(f"objects must be an array, got {type_name(objects)}")
     left = _choice(options, "direction", ("left", "right"), site) == "left"
+    for index, item in enumerate(objects):
+        if not isinstance(item, dict):
+            raise site.error(
+                f"objects[{index}] must be an object or a directive, got {type_name(item)}"
+            )
     sources = [site.nested(item, f"objects[{i}]") for i, item in enumerate(objects)]
 
     def resolve(payload: Any) -> dict[str, Any]:
@@ -331,7 +439,15 @@ def _transform(value: Any, site: Site) -> Resolver:
 
 def _exclude_when_null(value: Any, site: Site) -> Resolver:
     source = site.compile(value, site.where)
-    return lambda payload: MISSING if (found := source(payload)) is None else found
+    return lambda payload: MISSING if (found := source(payload)) is None else _without_nulls(found)
+
+
+def _without_nulls(value: Any) -> Any:
+    """An object without its null fields, at any depth of objects (as Segment's
+    cleanNulls: arrays, and what they hold, are kept as they are)."""
+    if not isinstance(value, dict):
+        return value
+    return {key: _without_nulls(item) for key, item in value.items() if item is not None}
 
 
 def defined(value: Any) -> Any:

@@ -8,8 +8,10 @@ from trackway.mapping.directives import (
     MappingError,
     Resolver,
     Site,
+    UnmappableEvent,
     check_json,
     defined,
+    directive_keys,
     is_directive,
     type_name,
 )
@@ -31,7 +33,10 @@ class Mapping:
         self._resolve = resolve
 
     def apply(self, event: Any) -> dict[str, Any]:
-        """The payload for `event`: keys that resolve to nothing are left out."""
+        """The payload for `event`: keys that resolve to nothing are left out; raises
+        UnmappableEvent when the event is not an object or a directive cannot use it."""
+        if not isinstance(event, dict):
+            raise UnmappableEvent(f"the event must be an object, got {type_name(event)}")
         payload: dict[str, Any] = self._resolve(event)
         return payload
 
@@ -66,10 +71,12 @@ def compile_value(value: Any, where: str) -> Resolver:
 
 
 def _directive(value: dict[str, Any], where: str) -> Resolver:
-    if len(value) != 1:
-        keys = ", ".join(repr(key) for key in value)
+    names = directive_keys(value)
+    if len(names) != 1:
+        keys = ", ".join(repr(key) for key in names)
         raise MappingError(where, f"a directive must be the only key of its object, found {keys}")
-    ((name, options),) = value.items()
+    name = names[0]
+    options = value[name]
     if name in _UNSUPPORTED:
         raise MappingError(where, _UNSUPPORTED[name])
     compiler = DIRECTIVES.get(name)
