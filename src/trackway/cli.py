@@ -37,6 +37,7 @@ from trackway.storage.commands import db_group
 from trackway.storage.records import Status
 from trackway.warehouse.commands import sql_command, warehouse_group
 from trackway.workspace import apply as workspace_apply
+from trackway.workspace.fql_changes import RECENT_EVENTS
 from trackway.workspace.keys import new_admin_token, token_hash
 from trackway.workspace.sources import SOURCE_TYPES, check_name, source_json
 
@@ -344,11 +345,23 @@ def apply_command(file: Path, dry_run: bool, data_dir: Path) -> None:
         data_dir=data_dir,
         end_of_log=lambda: open_log(storage_settings(data_dir)).last_seqs()["accepted"],
         base_dir=file.parent,
+        recent_events=lambda: _recent_events(data_dir),
+        warn=lambda line: click.echo(f"warning: {line}", err=True),
     )
     if not changes:
         click.echo("Nothing to change.")
     for line in changes:
         click.echo(("would " if dry_run else "") + line)
+
+
+def _recent_events(data_dir: Path) -> list[dict[str, Any]]:
+    """The newest accepted events (what `apply --dry-run` checks FQL changes against)."""
+    log = open_log(storage_settings(data_dir))
+    try:
+        last = log.last_seqs()["accepted"]
+        return [e.body for e in log.read(max(0, last - RECENT_EVENTS), RECENT_EVENTS)]
+    finally:
+        log.close()
 
 
 @main.group()

@@ -3,7 +3,7 @@
 import subprocess
 from pathlib import Path
 
-from tests.support import TRACKWAY, cli
+from tests.support import TRACKWAY, cli, start_server
 from trackway import codec
 
 
@@ -86,3 +86,54 @@ def test_apply_configcat_sources(tmp_path: Path) -> None:
     assert settings.signing_keys == ["k2", "k3"] and settings.product_name == "Shop"
     wrong = apply(tmp_path, "sources:\n  - name: web\n    signing_keys: [k]\n")
     assert wrong.returncode == 1 and "for configcat sources" in wrong.stderr
+
+
+FQL_CHANGES = """
+destinations:
+  - name: hook
+    type: webhook
+    settings:
+      url: https://hooks.example/in
+    subscriptions:
+      - name: quoted
+        action: send
+        if: type = "track" and properties.value = "123"
+      - name: ordered
+        action: send
+        if: properties.price < 10 or traits.vip = true
+      - name: unchanged
+        action: send
+        if: properties.total < 10 and event = "Order Completed" and userId = 1
+    filters:
+      - name: no admins
+        if: '!contains(context.page.url, "/admin")'
+        actions: [{type: drop}]
+      - if: properties.count != 3
+        actions: [{type: drop}]
+"""
+
+
+def test_a_dry_run_warns_of_expressions_whose_meaning_changed(tmp_path: Path) -> None:
+    server = start_server(tmp_path / "d")
+    try:
+        with server.client() as http:
+            for properties in ({"price": "5", "total": 3}, {"price": 7}):
+                body = {"userId": "u", "event": "Order Completed", "properties": properties}
+                sent = http.post("/v1/track", json=body, auth=(server.write_key, ""))
+                assert sent.status_code == 200, sent.text
+        dry = apply(tmp_path, FQL_CHANGES, "--dry-run")
+    finally:
+        server.stop()
+    assert dry.returncode == 0, dry.stderr
+    assert "would create destination 'hook'" in dry.stdout
+    assert dry.stderr.splitlines() == [
+        "warning: destination 'hook' subscription 'quoted': properties.value = \"123\""
+        " compares with the text 123, no longer with the number",
+        "warning: destination 'hook' subscription 'ordered': properties.price < 10 now"
+        " matches only numbers, and properties.price has held text",
+        "warning: destination 'hook' filter 'no admins': !contains(context.page.url,"
+        ' "/admin") no longer matches when context.page.url is absent or not text',
+        "warning: destination 'hook' filters[1]: properties.count != 3 no longer matches"
+        " when properties.count is absent or not a number",
+    ]
+    assert "warning" not in apply(tmp_path, FQL_CHANGES).stderr  # only dry runs warn

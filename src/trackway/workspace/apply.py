@@ -5,7 +5,7 @@ The file has one list per kind of thing: `sources`, `destinations`, `warehouses`
 what differs; it never deletes what the file does not name.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from trackway.reverse_etl.apply import ModelSpec, SyncSpec, apply_reverse_etl
 from trackway.settings import DEFAULT_KEY_GRACE_S
 from trackway.storage.base import SourceNotFound, StateStore
 from trackway.warehouse import config as warehouse_config
+from trackway.workspace.fql_changes import fql_changes
 from trackway.workspace.sources import SOURCE_TYPES, check_name
 
 
@@ -102,10 +103,14 @@ def apply(
     data_dir: Path,
     end_of_log: Callable[[], int],
     base_dir: Path | None = None,
+    recent_events: Callable[[], Iterable[Any]] = tuple,
+    warn: Callable[[str], None] = lambda line: None,
 ) -> list[str]:
     """Make the store match the file; returns one line per change (empty: nothing to do).
 
     `end_of_log` gives the log's last position: where a new destination starts reading.
+    A dry run also calls `warn` for each subscription and filter whose meaning changed
+    with typed FQL comparisons (looking for fields that held text in `recent_events`).
     """
     # Destinations, models and syncs are checked first (models against their databases),
     # so that a bad one changes nothing; they are stored after the sources.
@@ -113,6 +118,9 @@ def apply(
     secrets = Secrets.of(data_dir)
     destination_config.apply(spec.destinations, store, secrets, end_of_log, True, base_dir=base)
     apply_reverse_etl(spec.models, spec.syncs, store, True, data_dir=data_dir, base_dir=base_dir)
+    if dry_run:
+        for line in fql_changes(spec.destinations, recent_events()):
+            warn(line)
     changes: list[str] = []
     for want in spec.sources:
         try:
