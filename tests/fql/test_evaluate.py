@@ -193,3 +193,22 @@ def test_lookup(path: tuple[str, ...], expected: Any) -> None:
 )
 def test_as_text_writes_scalars_as_javascript_does(value: Any, text: str) -> None:
     assert as_text(value) == text
+
+
+@pytest.mark.parametrize(
+    ("text", "event", "trackway", "segment"),
+    [
+        # The intended differences from Segment (docs/fql-and-mappings.md, "Differences
+        # from Segment"): what Trackway matches, and what Segment's evaluator would.
+        ('!(type = "track")', {"type": "track"}, False, True),  # Segment drops the !
+        ('type = "page" or type = "track" and event = "A"', {"type": "page"}, True, False),
+        ('match(event, "abc")', {"event": "xbc"}, False, True),  # Segment: ends with "bc"
+        ("event = null", {"type": "page"}, True, False),  # Segment: the text "null"
+        ("properties.x != true", {"properties": {"x": True}}, False, True),  # the text "true"
+    ],
+)
+def test_intended_differences_from_segment(
+    text: str, event: dict[str, Any], trackway: bool, segment: bool
+) -> None:
+    assert trackway is not segment
+    assert fql.compile(text).matches(event) is trackway

@@ -391,3 +391,20 @@ def test_a_mapping_applies_to_objects_only_as_in_segment() -> None:
         with pytest.raises(UnmappableEvent) as refused:
             mapping.apply(event)
         assert str(refused.value) == f"the event must be an object, got {name}"
+
+
+@pytest.mark.parametrize(
+    ("field", "event", "trackway"),
+    [
+        # The intended differences from Segment's mapping-kit (docs/fql-and-mappings.md,
+        # "Differences from Segment's mapping-kit"), with what mapping-kit would give.
+        ({"@template": "{{x}}"}, {"x": ["a", "b"]}, '["a","b"]'),  # mapping-kit: "a,b"
+        ({"@literal": {"@type": "Offer"}}, {}, {"@type": "Offer"}),  # mapping-kit refuses it
+        ({"@if": {"exists": {"@path": "$.x"}, "then": 1, "else": 0}}, {}, 0),  # mk: undefined
+        ({"@replace": {"value": "a", "pattern": "a", "replacement": "$&$&"}}, {}, "$&$&"),  # aa
+        ({"@flatten": {"value": "text", "separator": "."}}, {}, "text"),  # mk: {"": "text"}
+        ({"@merge": {"objects": [{"@path": "$.s"}], "direction": "right"}}, {"s": "ab"}, {}),
+    ],
+)
+def test_intended_differences_from_segment(field: Any, event: Any, trackway: Any) -> None:
+    assert compile_mapping({"f": field}).apply(event) == {"f": trackway}
