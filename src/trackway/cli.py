@@ -270,7 +270,7 @@ def sources_configure(
 @data_dir_option
 @json_option
 def sources_list(data_dir: Path, as_json: bool) -> None:
-    """List sources with their write keys."""
+    """List sources with their type, state and write keys."""
     store = _store(data_dir)
     rows = [source_json(store, s) for s in store.list_sources()]
     if as_json:
@@ -281,10 +281,11 @@ def sources_list(data_dir: Path, as_json: bool) -> None:
         return
     for row in rows:
         state = "enabled" if row["enabled"] else "DISABLED"
-        click.echo(f"{row['name']:<24} {row['id']:<22} {state:<9} {row['write_key']}")
+        head = f"{row['name']:<24} {row['id']:<22} {row['type']:<10} {state:<9} "
+        click.echo(head + row["write_key"])
         for old in row.get("previous_write_keys", []):
             until = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(old["expires_at"]))
-            click.echo(f"{'':<57}{old['write_key']} (old, works until {until})")
+            click.echo(f"{'':<{len(head)}}{old['write_key']} (old, works until {until})")
 
 
 @sources.command(name="rotate-key")
