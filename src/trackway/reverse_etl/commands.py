@@ -148,7 +148,7 @@ def syncs_show(name: str, data_dir: Path, as_json: bool) -> None:
     with _sync_store(data_dir) as state:
         size = state.snapshot_size(name)
         runs = state.runs(name, 1)
-        errors = state.row_errors(runs[0].id) if runs else []
+        errors = state.row_errors(name, runs[0].id) if runs else []
     upcoming = next_run(sync, runs[0] if runs else None, time.time())
     if as_json:
         out = {
