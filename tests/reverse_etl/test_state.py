@@ -128,6 +128,12 @@ _OLD_RUNS = (1, 2, 1, 1, 2)
 sync 1 has runs 1, 3, 4 (to be 1, 2, 3) and sync 2 has runs 2, 5 (to be 1, 2)."""
 
 
+_PG_NUMBERS = next(
+    i for i, script in enumerate(pg_migrations.MIGRATIONS) if "reverse_etl_runs_by_number" in script
+)
+"""The PostgreSQL migrations before the one that numbers runs per sync."""
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 def old_state(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Settings]:
     """The sync state at the schema before run numbers, holding `_OLD_RUNS` of the syncs
@@ -153,7 +159,7 @@ def old_state(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Settin
     try:
         with connect(url) as conn:
             with pytest.MonkeyPatch.context() as patch:
-                patch.setattr(pg_migrations, "MIGRATIONS", pg_migrations.MIGRATIONS[:-1])
+                patch.setattr(pg_migrations, "MIGRATIONS", pg_migrations.MIGRATIONS[:_PG_NUMBERS])
                 pg_migrations.migrate(conn)
             conn.execute("INSERT INTO reverse_etl_syncs(name) VALUES ('a'), ('b')")
             for sync_id in _OLD_RUNS:
@@ -172,11 +178,10 @@ def test_the_migration_numbers_existing_runs_per_sync(old_state: Settings) -> No
         args += ["--database", old_state.database_url]
     migrated = CliRunner().invoke(db_group, args)
     assert migrated.exit_code == 0, migrated.output
-    newest = len(pg_migrations.MIGRATIONS)
     line = (
         f"{SQLiteSyncStore.state_path(old_state.data_dir)}: schema version 1 -> 2"
         if old_state.database_url is None
-        else f"schema version {newest - 1} -> {newest}"
+        else f"schema version {_PG_NUMBERS} -> {len(pg_migrations.MIGRATIONS)}"
     )
     assert line in migrated.output
     store = open_sync_store(old_state)
