@@ -146,3 +146,42 @@ def until(fn: Callable[[], Any], want: Any, seconds: float = 10) -> Any:
         time.sleep(0.05)
         got = fn()
     return got
+
+
+def cli_on_terminal(*args: str, data_dir: Path, columns: int) -> str:
+    """Run the `trackway` command with its stdout on a terminal (a pseudo-terminal
+    `columns` wide); returns what it printed there (raises on failure)."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    try:
+        done = subprocess.Popen(
+            [*TRACKWAY, *args, "--data-dir", str(data_dir)],
+            stdin=subprocess.DEVNULL,
+            stdout=follower,
+            stderr=subprocess.PIPE,
+            env=env,
+        )
+    finally:
+        os.close(follower)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # EIO: the command ended and closed the terminal
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.close(leader)
+    assert done.stderr is not None
+    stderr = done.stderr.read().decode()
+    done.stderr.close()
+    if done.wait(60) != 0:
+        raise AssertionError(f"trackway {' '.join(args)} failed: {stderr}")
+    return out.decode().replace("\r\n", "\n")

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support import TRACKWAY, Server, cli, until
+from tests.support import TRACKWAY, Server, cli, cli_on_terminal, until
 from trackway import codec
 
 
@@ -248,3 +248,97 @@ def test_every_option_is_documented() -> None:
             for opt in param.opts:
                 if opt.startswith("--"):
                     assert f"`{opt}" in docs or f"{opt} " in docs, f"{name} {opt}"
+
+
+def _second_source(server: Server) -> str:
+    """Create the source `web` on the server; returns its write key once it takes events."""
+    created = codec.loads(cli("sources", "create", "web", "--json", data_dir=server.data_dir))
+    key: str = created["write_key"]
+    with server.client() as c:
+        probe = {"writeKey": key, "userId": "w", "event": "Probe"}
+        assert until(lambda: c.post("/v1/track", json=probe).status_code, 200) == 200
+    return key
+
+
+def test_events_list_and_tail_without_source_show_every_source(server: Server) -> None:
+    web = _second_source(server)
+    tail = subprocess.Popen(
+        [*TRACKWAY, "events", "tail", "--json", "--data-dir", str(server.data_dir)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        seen: set[tuple[str, str]] = set()
+        done = threading.Event()
+
+        def read() -> None:
+            assert tail.stdout is not None
+            for line in tail.stdout:
+                record = codec.loads(line)
+                seen.add((record["source"], record.get("event", "")))
+                if {("default", "Tail D"), ("web", "Tail W")} <= seen:
+                    done.set()
+
+        threading.Thread(target=read, daemon=True).start()
+        with server.client() as c:
+            # tail follows from when it started: send until it has printed both.
+            for _ in range(100):
+                for key, event in ((server.write_key, "Tail D"), (web, "Tail W")):
+                    c.post("/v1/track", json={"writeKey": key, "userId": "t", "event": event})
+                if done.wait(0.2):
+                    break
+        assert done.is_set(), f"tail printed only {seen}"
+    finally:
+        tail.terminate()
+        tail.wait(10)
+        for stream in (tail.stdout, tail.stderr):
+            if stream:
+                stream.close()
+    listed = cli("events", "list", "--limit", "1000", "--json", data_dir=server.data_dir)
+    records = codec.loads(listed)
+    assert {r["source"] for r in records} == {"default", "web"}
+    text = cli("events", "list", "--limit", "1000", data_dir=server.data_dir)
+    assert {line.split()[1] for line in text.splitlines()} == {"default", "web"}
+    only = codec.loads(cli("events", "list", "--source", "web", "--json", data_dir=server.data_dir))
+    assert only and {r["source"] for r in only} == {"web"}
+
+
+def test_event_lines_show_properties_cut_to_the_terminal(server: Server) -> None:
+    long = {"plan": "pro", "note": "n" * 300}
+    with server.client() as c:
+        c.post("/v1/track", json={"writeKey": server.write_key, "userId": "p", "event": "Wide",
+                                  "properties": long})  # fmt: skip
+        c.post("/v1/identify", json={"writeKey": server.write_key, "userId": "p",
+                                     "traits": {"email": "p@example.com"}})  # fmt: skip
+    piped = cli("events", "list", data_dir=server.data_dir).splitlines()
+    assert piped[0].endswith('  {"email":"p@example.com"}')  # identify: its traits
+    assert piped[1].endswith("  " + codec.dumps_text(long))  # whole when not on a terminal
+    assert len(piped[0]) < 150 < len(piped[1])
+    shown = cli_on_terminal("events", "list", data_dir=server.data_dir, columns=150)
+    assert shown.splitlines() == [piped[0], piped[1][:149] + "…"]
+
+
+def test_tables_use_the_full_width_when_not_on_a_terminal(server: Server) -> None:
+    wide = "w" * 150
+    with server.client() as c:
+        c.post("/v1/track", json={"writeKey": server.write_key, "userId": "s", "event": "Wide Row",
+                                  "properties": {"wide": wide}})  # fmt: skip
+    query = "SELECT event_text, wide FROM wide_row"
+
+    def loaded() -> bool:
+        done = subprocess.run(
+            [*TRACKWAY, "sql", query, "--data-dir", str(server.data_dir)],
+            capture_output=True,
+            text=True,
+        )
+        return done.returncode == 0 and "1 row" in done.stdout
+
+    assert until(loaded, True, 30) is True
+    piped = cli("sql", query, data_dir=server.data_dir)
+    assert wide in piped and "--format" not in piped
+    shown = cli_on_terminal("sql", query, data_dir=server.data_dir, columns=80)
+    assert wide not in shown and all(len(line) <= 80 for line in shown.splitlines())
+    assert shown.rstrip().endswith(
+        "1 row (fitted to the terminal: --format csv or json shows every value whole)"
+    )

@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 import click
 
-from trackway import __version__, codec
+from trackway import __version__, codec, terminal
 from trackway.cli_options import (
     data_dir_option,
     database_url,
@@ -271,7 +271,7 @@ def sources_configure(
 @data_dir_option
 @json_option
 def sources_list(data_dir: Path, as_json: bool) -> None:
-    """List sources with their write keys."""
+    """List sources with their type, state and write keys."""
     store = _store(data_dir)
     rows = [source_json(store, s) for s in store.list_sources()]
     if as_json:
@@ -282,10 +282,11 @@ def sources_list(data_dir: Path, as_json: bool) -> None:
         return
     for row in rows:
         state = "enabled" if row["enabled"] else "DISABLED"
-        click.echo(f"{row['name']:<24} {row['id']:<22} {state:<9} {row['write_key']}")
+        head = f"{row['name']:<24} {row['id']:<22} {row['type']:<10} {state:<9} "
+        click.echo(head + row["write_key"])
         for old in row.get("previous_write_keys", []):
             until = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(old["expires_at"]))
-            click.echo(f"{'':<57}{old['write_key']} (old, works until {until})")
+            click.echo(f"{'':<{len(head)}}{old['write_key']} (old, works until {until})")
 
 
 @sources.command(name="rotate-key")
@@ -373,54 +374,75 @@ _STATUS_CHOICE = click.Choice(["accepted", "rejected", "duplicate"])
 
 
 @events.command(name="list")
-@click.option("--source", "source_name", required=True, help="Source name.")
+@click.option("--source", "source_name", help="Source name (default: every source).")
 @click.option("--limit", default=20, type=click.IntRange(1, 100_000), show_default=True)
 @click.option("--status", type=_STATUS_CHOICE, help="Only records with this status.")
 @data_dir_option
 @json_option
 @_friendly
 def events_list(
-    source_name: str, limit: int, status: str | None, data_dir: Path, as_json: bool
+    source_name: str | None, limit: int, status: str | None, data_dir: Path, as_json: bool
 ) -> None:
-    """Newest events of a source first, with the status of each."""
-    source = _store(data_dir).get_source(source_name)
+    """Newest events first, of one source or of every source, with the status of each."""
+    store = _store(data_dir)
+    source_id = store.get_source(source_name).id if source_name else None
     statuses: frozenset[Status] | None = frozenset([status]) if status else None  # type: ignore[list-item]
-    records = open_log(storage_settings(data_dir)).debug_records(source.id, limit, statuses)
+    records = open_log(storage_settings(data_dir)).debug_records(source_id, limit, statuses)
+    name = _source_names(store)
     if as_json:
-        click.echo(codec.dumps_text([record_json(r) for r in records]))
+        click.echo(codec.dumps_text([record_json(r, name(r.source_id)) for r in records]))
         return
     if not records:
-        click.echo(f"No events for source '{source_name}' yet.")
+        of = f" for source '{source_name}'" if source_name else ""
+        click.echo(f"No events{of} yet.")
+    width = terminal.width()
     for record in records:
-        click.echo(record_line(record, source_name))
+        click.echo(record_line(record, name(record.source_id), width))
 
 
 @events.command(name="tail")
-@click.option("--source", "source_name", required=True, help="Source name.")
+@click.option("--source", "source_name", help="Source name (default: every source).")
 @data_dir_option
 @json_option
 @_friendly
-def events_tail(source_name: str, data_dir: Path, as_json: bool) -> None:
-    """Follow a source's events as they arrive (Ctrl-C to stop)."""
-    source = _store(data_dir).get_source(source_name)
+def events_tail(source_name: str | None, data_dir: Path, as_json: bool) -> None:
+    """Follow events as they arrive, of one source or of every source (Ctrl-C to stop)."""
+    store = _store(data_dir)
+    source_id = store.get_source(source_name).id if source_name else None
+    name = _source_names(store)
     log = open_log(storage_settings(data_dir))
     after = log.last_seqs()
     if not as_json:
-        click.echo(f"Following '{source_name}' (Ctrl-C to stop)...", err=True)
+        following = f"'{source_name}'" if source_name else "every source"
+        click.echo(f"Following {following} (Ctrl-C to stop)...", err=True)
     try:
         while True:
-            for record in log.debug_records_after(source.id, after):
+            width = terminal.width()  # the terminal may have been resized
+            for record in log.debug_records_after(source_id, after):
                 after[record.status] = max(after[record.status], record.seq)
                 line = (
-                    codec.dumps_text(record_json(record))
+                    codec.dumps_text(record_json(record, name(record.source_id)))
                     if as_json
-                    else record_line(record, source_name)
+                    else record_line(record, name(record.source_id), width)
                 )
                 click.echo(line)
             sys.stdout.flush()
             time.sleep(_TAIL_POLL_S)
     except KeyboardInterrupt:
         pass
+
+
+def _source_names(store: StateStore) -> Callable[[int], str]:
+    """Source id → name, reading the sources again for an id not seen yet (a source
+    created while `tail` runs)."""
+    names: dict[int, str] = {}
+
+    def name(source_id: int) -> str:
+        if source_id not in names:
+            names.update((s.id, s.name) for s in store.list_sources())
+        return names.get(source_id, f"#{source_id}")
+
+    return name
 
 
 @main.command(name="admin-token")

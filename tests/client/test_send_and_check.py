@@ -7,6 +7,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.support import TRACKWAY, Server
@@ -222,3 +223,93 @@ def test_check_text_output(shared_server: Server) -> None:
     done = run("check", "--write-key", shared_server.write_key, "--data-plane", shared_server.url)
     assert done.returncode == 0
     assert done.stdout.startswith("OK: ")
+
+
+class _CatchAll(http.server.BaseHTTPRequestHandler):
+    """Answers 200 to any request with the body `body` (a sink that takes anything)."""
+
+    body = b""
+
+    def _answer(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(self.body)))
+        self.end_headers()
+        self.wfile.write(self.body)
+
+    do_GET = do_POST = _answer
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture(params=[b"{}", b'{"success": true}'], ids=["object", "success"])
+def catch_all(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A server answering 200 to everything with one JSON body."""
+    handler = type("Handler", (_CatchAll,), {"body": request.param})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_check_fails_against_a_server_that_answers_200_to_anything(catch_all: str) -> None:
+    done = run("check", "--write-key", "k", "--data-plane", catch_all)
+    assert done.returncode == 4, done.stdout
+    [line] = done.stdout.splitlines()
+    assert line.startswith(f"FAILED: {catch_all} is not a Segment-compatible endpoint: ")
+    code, result = check("k", catch_all)
+    assert (code, result["status"], result["key_verified"]) == (4, "not_segment", False)
+
+
+def test_check_needs_analytics_js_settings_of_the_key(shared_server: Server) -> None:
+    # Trackway's own settings, but of another key: the answer is not about this key.
+    settings = httpx.get(f"{shared_server.url}/v1/projects/{shared_server.write_key}/settings")
+
+    class Handler(_CatchAll):
+        def do_GET(self) -> None:
+            self.body = settings.content
+            self._answer()
+
+        def do_POST(self) -> None:
+            self.body = b'{"success":true}'
+            self._answer()
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        code, result = check("other-key", url)
+        assert (code, result["status"]) == (4, "not_segment")
+        assert "the settings of another write key" in result["message"]
+        assert check(shared_server.write_key, url)[0] == 0
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_check_and_send_hint_at_a_data_plane_with_v1(shared_server: Server) -> None:
+    hint = f"(the data plane is an origin without /v1: try --data-plane {shared_server.url})"
+    done = run(
+        "check", "--write-key", shared_server.write_key, "--data-plane", shared_server.url + "/v1/"
+    )
+    assert done.returncode == 4
+    assert done.stdout.rstrip().endswith(hint), done.stdout
+    done = run(
+        "send",
+        "track",
+        "--user-id",
+        "u",
+        "--event",
+        "E",
+        "--write-key",
+        shared_server.write_key,
+        "--data-plane",
+        shared_server.url + "/v1",
+    )
+    assert done.returncode == 1
+    assert done.stderr.rstrip().endswith(hint), done.stderr

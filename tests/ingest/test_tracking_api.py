@@ -12,6 +12,7 @@ import psycopg
 import pytest
 
 from tests.support import Server, cli, start_server, until
+from trackway import codec
 
 pytestmark = pytest.mark.usefixtures("shared_server")
 
@@ -719,3 +720,43 @@ def test_bad_trusted_proxy_is_a_clear_error(tmp_path: Any) -> None:
     )
     assert done.returncode == 1
     assert "not an IP address or network: '10.0.0.300'" in done.stderr
+
+
+def test_a_configcat_sources_key_takes_no_tracking_calls(shared_server: Server) -> None:
+    created = cli(
+        "sources",
+        "create",
+        "flags",
+        "--type",
+        "configcat",
+        "--json",
+        data_dir=shared_server.data_dir,
+        env=shared_server.env,
+    )
+    key = codec.loads(created)["write_key"]
+    listed = cli("sources", "list", data_dir=shared_server.data_dir, env=shared_server.env)
+    [line] = [line for line in listed.splitlines() if line.startswith("flags ")]
+    assert line.split()[2:4] == ["configcat", "enabled"]
+    event = {"userId": "u", "event": "Flag Hit", "messageId": mid()}
+    refused = {
+        "code": "wrong_source_type",
+        "message": "source 'flags' is of type 'configcat': its write key takes only"
+        " /v1/webhooks/configcat/<write key>, not tracking calls",
+    }
+    with shared_server.client() as c:
+        # The server picks the new source up within about a second.
+        r = until(lambda: c.post("/v1/track", headers=basic(key), json=event).status_code, 403)
+        assert r == 403
+        r = c.post("/v1/track", headers=basic(key), json=event)
+        assert (r.status_code, r.json()) == (403, refused)
+        batch = {"writeKey": key, "batch": [{**event, "type": "track"}]}
+        r = c.post("/v1/b", content=codec.dumps(batch), headers={"Content-Type": "text/plain"})
+        assert (r.status_code, r.json()) == (403, refused)
+        settings = c.get(f"/v1/projects/{key}/settings")
+        assert (settings.status_code, settings.json()["code"]) == (404, "wrong_source_type")
+        metrics = c.get("/metrics").text
+    assert all(e["messageId"] != event["messageId"] for e in shared_server.events())
+    kept = [r for r in shared_server.records(source="flags") if r["status"] == "rejected"]
+    assert len(kept) >= 3 and {r["error"]["code"] for r in kept} == {"wrong_source_type"}
+    assert kept[0]["payload"]["writeKey"] == key  # the request as sent, body and all
+    assert f'trackway_events_rejected_total{{source="flags"}} {float(len(kept))}' in metrics

@@ -101,3 +101,16 @@ def test_syncs_reset_asks_first(env: Env, duck: Engine) -> None:
     assert yes.exit_code == 0 and "Sync 'again' is reset (2 row(s) forgotten)." in yes.output
     assert invoke(env, syncs, "reset", "again", "--yes").exit_code == 0
     assert as_json(invoke(env, syncs, "run", "again", "--json"))["sent"] == 2
+
+
+def test_runs_are_numbered_per_sync(env: Env, duck: Engine) -> None:
+    env.users(duck, (1, "free", ""))
+    env.apply([model(duck, "users")], [track("one", "users"), track("two", "users")])
+    for name in ("one", "two", "one", "two", "one"):
+        assert invoke(env, syncs, "run", name).exit_code == 0
+    assert [r["id"] for r in as_json(invoke(env, syncs, "runs", "one", "--json"))] == [3, 2, 1]
+    assert [r["id"] for r in as_json(invoke(env, syncs, "runs", "two", "--json"))] == [2, 1]
+    assert invoke(env, syncs, "runs", "two").output.startswith("run 2 (manual) succeeded ")
+    last = {r["name"]: r["last_run"]["id"] for r in as_json(invoke(env, syncs, "list", "--json"))}
+    assert last == {"one": 3, "two": 2}
+    assert "Last run: run 3 (manual)" in invoke(env, syncs, "show", "one").output

@@ -137,7 +137,7 @@ def test_timestamp_column_backfills_and_bad_values_are_rejected(env: Env, engine
     assert (run.counts.sent, run.counts.rejected) == (run.counts.added - bad, bad)
     for event in env.events():
         assert event["originalTimestamp"] == "2021-03-04T05:06:07Z"
-    errors = {e.pk: e.error for e in env.syncs.row_errors(run.id)}
+    errors = {e.pk: e.error for e in env.syncs.row_errors(run.sync, run.id)}
     assert errors[2] == "timestamp column 'seen' holds None, not a timestamp (a timestamp" + (
         " type or an ISO 8601 string)"
     )
@@ -155,7 +155,7 @@ def test_a_row_without_any_id_is_rejected_with_the_reason(env: Env, duck: Engine
     env.apply([model(duck, "users")], [track("ids", "users", anonymous_id="anon")])
     run = env.run("ids")
     assert (run.status, run.counts.sent, run.counts.rejected) == ("partial", 1, 1)
-    [error] = env.syncs.row_errors(run.id)
+    [error] = env.syncs.row_errors(run.sync, run.id)
     assert (error.pk, error.status, error.kind) == (2, "rejected", "added")
     assert error.error == (
         "no userId (column 'uid') or anonymousId (column 'anon'): every event needs a"

@@ -1,12 +1,16 @@
 """Cron expressions, which syncs are due, and the worker thread that runs them."""
 
+import contextlib
+import sqlite3
+import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
 from tests.reverse_etl.conftest import Env, model, track
 from tests.reverse_etl.engines import Engine
-from tests.support import until
+from tests.support import cli, start_server, until
 from trackway.reverse_etl.config import Schedule
 from trackway.reverse_etl.cron import parse_cron
 from trackway.reverse_etl.schedule import Scheduler, SchedulerThread, next_run
@@ -88,3 +92,60 @@ def test_the_worker_runs_due_syncs_and_stops(env: Env, duck: Engine) -> None:
         worker.stop()
     assert not worker.is_alive()
     assert [e["userId"] for e in env.events()] == [f"{env.tag}-1"]
+
+
+def test_the_servers_scheduled_runs_are_on_metrics(tmp_path: Path) -> None:
+    crm = tmp_path / "crm.sqlite"
+    with contextlib.closing(sqlite3.connect(crm)) as db, db:
+        db.execute("CREATE TABLE users(id INTEGER, uid TEXT, plan TEXT)")
+        db.execute("INSERT INTO users VALUES (1, 'm-1', 'free'), (2, 'm-2', 'pro')")
+    workspace = tmp_path / "workspace.yaml"
+    workspace.write_text(
+        "models:\n"
+        "  - {name: users, connection: {type: sqlite, path: crm.sqlite},"
+        " query: SELECT * FROM users, primary_key: id}\n"
+        "syncs:\n"
+        "  - name: metered\n"
+        "    model: users\n"
+        "    type: track\n"
+        "    events: {added: Added, changed: Changed, removed: Removed}\n"
+        "    user_id: uid\n"
+        "    mapping: {plan: plan}\n"
+        "    send_initial: true\n"
+        "    schedule: {interval: 1s}\n"
+    )
+    server = start_server(tmp_path / "data")
+    try:
+        cli("apply", str(workspace), data_dir=server.data_dir)
+        with server.client() as http:
+
+            def series() -> dict[str, float]:
+                return {
+                    line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+                    for line in http.get("/metrics").text.splitlines()
+                    if line.startswith("trackway_reverse_etl_") and 'sync="metered"' in line
+                }
+
+            added = 'trackway_reverse_etl_rows_total{kind="added",sync="metered"}'
+            assert until(lambda: series().get(added), 2.0) == 2.0
+            with contextlib.closing(sqlite3.connect(crm)) as db, db:
+                db.execute("UPDATE users SET plan = 'team' WHERE id = 1")
+                db.execute("DELETE FROM users WHERE id = 2")
+            changed = 'trackway_reverse_etl_rows_total{kind="changed",sync="metered"}'
+            assert until(lambda: series().get(changed), 1.0) == 1.0
+            got = series()
+    finally:
+        server.stop()
+    assert got['trackway_reverse_etl_rows_total{kind="removed",sync="metered"}'] == 1.0
+    assert got[added] == 2.0
+    succeeded = got['trackway_reverse_etl_runs_total{status="succeeded",sync="metered"}']
+    assert succeeded >= 2  # the runs since, with no change, count too
+    assert set(got) == {
+        added,
+        changed,
+        'trackway_reverse_etl_rows_total{kind="removed",sync="metered"}',
+        'trackway_reverse_etl_runs_total{status="succeeded",sync="metered"}',
+        'trackway_reverse_etl_last_run_timestamp_seconds{sync="metered"}',
+    }
+    last = got['trackway_reverse_etl_last_run_timestamp_seconds{sync="metered"}']
+    assert time.time() - 60 < last <= time.time()

@@ -93,7 +93,7 @@ def test_rows_refused_with_a_4xx_fail_and_are_retried_by_later_runs(
     first = env.run("seg")
     assert (first.status, first.counts.sent, first.counts.failed) == ("partial", 0, 3)
     assert len(segment.requests) == 1  # a 400 is not retried
-    errors = env.syncs.row_errors(first.id)
+    errors = env.syncs.row_errors(first.sync, first.id)
     assert [e.status for e in errors] == ["failed"] * 3
     assert errors[0].error == "answered 400: invalid_batch: no"
     second = env.run("seg")
@@ -109,7 +109,7 @@ def test_events_a_trackway_server_rejects_are_failed_rows(
     segment.script = [(200, {}, codec.dumps(answer))]
     run = env.run("seg")
     assert (run.status, run.counts.sent, run.counts.failed) == ("partial", 2, 1)
-    [error] = env.syncs.row_errors(run.id)
+    [error] = env.syncs.row_errors(run.sync, run.id)
     assert error.error == "rejected by the endpoint: invalid_field: nope"
     assert env.run("seg").counts.sent == 1
 

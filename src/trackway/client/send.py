@@ -80,9 +80,11 @@ def send(body: dict[str, Any], write_key: str, data_plane: str) -> None:
             headers={"Content-Type": "application/json"},
         )
     except httpx.HTTPError as exc:
-        raise ClientError(f"cannot reach {url}: {exc}") from exc
+        raise ClientError(f"cannot reach {url}: {exc}{v1_hint(data_plane)}") from exc
     if response.status_code != 200:
-        raise ClientError(f"{url} answered {response.status_code}: {describe(response)}")
+        raise ClientError(
+            f"{url} answered {response.status_code}: {describe(response)}{v1_hint(data_plane)}"
+        )
 
 
 def describe(response: httpx.Response) -> str:
@@ -95,6 +97,14 @@ def describe(response: httpx.Response) -> str:
         return f"{payload['code']}: {payload.get('message', '')}"
     kind = response.headers.get("content-type", "no content type")
     return f"a non-Segment answer ({kind}, {len(response.content)} bytes)"
+
+
+def v1_hint(data_plane: str) -> str:
+    """A hint for a data plane given with the `/v1` that the paths add themselves."""
+    base = data_plane.rstrip("/")
+    if not base.endswith("/v1"):
+        return ""
+    return f" (the data plane is an origin without /v1: try --data-plane {base[:-3]})"
 
 
 def _version() -> str:

@@ -2,14 +2,12 @@
 over a window, the waiting retries, the dead letters, the last errors with their
 samples and the alerts. Shared by `trackway destinations delivery` and the admin API."""
 
-import io
 import time
 from typing import Any
 
-from rich.console import Console
 from rich.table import Table
 
-from trackway import codec
+from trackway import codec, terminal
 from trackway.destinations.config import DestinationSpec
 from trackway.destinations.state import COUNTERS, Counts, DeliveryStore
 
@@ -68,8 +66,7 @@ def delivery_report(
 
 def render(report: dict[str, Any]) -> str:
     """The delivery view as a readable table, then the errors and alerts."""
-    out = io.StringIO()
-    console = Console(file=out, width=140, force_terminal=False, no_color=True)
+    console = terminal.console()
     window_h = report["window_s"] / 3600
     table = Table(title=f"{report['destination']} ({report['type']}): last {window_h:g} h")
     table.add_column("action")
@@ -100,7 +97,7 @@ def render(report: dict[str, Any]) -> str:
             f" (notification: {alert['notified']})",
             markup=False,
         )
-    return out.getvalue().rstrip()
+    return terminal.text(console).rstrip()
 
 
 def _row(counts: Counts) -> dict[str, Any]:

@@ -33,6 +33,9 @@ from trackway.storage.records import (
 )
 
 _OK = b'{"success":true}'
+
+TRACKING_SOURCE_TYPE = "segment"
+"""The source type whose keys take tracking calls (the others take their webhooks only)."""
 _JSON = "application/json"
 
 WebhookParser = Callable[[Source, Headers, bytes, datetime], list[Message]]
@@ -73,6 +76,13 @@ class Ingestor:
             body = await read_body(request)
             if source is None:
                 source = self._source(key_from_body(body))
+            if source.type != TRACKING_SOURCE_TYPE:
+                raise IngestError(
+                    "wrong_source_type",
+                    f"source '{source.name}' is of type '{source.type}': its write key takes"
+                    f" only /v1/webhooks/{source.type}/<write key>, not tracking calls",
+                    403,
+                )
             batch = IngestBatch(source.id, int(received_at.timestamp() * 1000))
             peer = request.client.host if request.client else None
             ip = None

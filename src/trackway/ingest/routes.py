@@ -9,7 +9,7 @@ from starlette.routing import Route, Router
 from starlette.types import ASGIApp
 
 from trackway.ingest.client_ip import is_trusted
-from trackway.ingest.handler import Ingestor, WebhookParser
+from trackway.ingest.handler import TRACKING_SOURCE_TYPE, Ingestor, WebhookParser
 from trackway.spec.message import TYPES
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -37,6 +37,10 @@ def tracking_app(ingestor: Ingestor, webhooks: dict[str, WebhookParser]) -> ASGI
             return JSONResponse(
                 {"code": "invalid_write_key", "message": "the write key is not valid"}, 404
             )
+        if info.source.type != TRACKING_SOURCE_TYPE:
+            source = info.source
+            message = f"source '{source.name}' is of type '{source.type}', not for analytics.js"
+            return JSONResponse({"code": "wrong_source_type", "message": message}, 404)
         scheme = request.url.scheme
         host = request.headers.get("host", f"{request.url.hostname}:{request.url.port}")
         if _via_trusted_proxy(request, ingestor):

@@ -22,7 +22,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from trackway import codec
+from trackway import codec, terminal
 from trackway.cli_options import data_dir_option, friendly, json_option, storage_settings
 from trackway.client.send import DEFAULT_DATA_PLANE
 from trackway.reverse_etl import config
@@ -103,7 +103,9 @@ def models_preview(name: str, limit: int, data_dir: Path, as_json: bool) -> None
         table.add_column(column + (" (key)" if column == model.primary_key else ""))
     for row in rows:
         table.add_row(*("∅" if v is None else str(v) for v in row))
-    Console().print(table)
+    console = terminal.console()
+    console.print(table)
+    click.echo(terminal.text(console), nl=False)
     click.echo(f"Columns: {', '.join(columns)}")
 
 
@@ -148,7 +150,7 @@ def syncs_show(name: str, data_dir: Path, as_json: bool) -> None:
     with _sync_store(data_dir) as state:
         size = state.snapshot_size(name)
         runs = state.runs(name, 1)
-        errors = state.row_errors(runs[0].id) if runs else []
+        errors = state.row_errors(name, runs[0].id) if runs else []
     upcoming = next_run(sync, runs[0] if runs else None, time.time())
     if as_json:
         out = {

@@ -44,6 +44,7 @@ class Runner:
 
     `own_data_plane` is where Trackway's own ingest listens, for syncs whose own
     target names no `data_plane`. Setting `stop` ends a run between batches.
+    `on_finish` is told of every run that ended (with its final record).
     """
 
     data_dir: Path
@@ -53,6 +54,7 @@ class Runner:
     client: httpx.Client
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     stop: threading.Event = field(default_factory=threading.Event)
+    on_finish: Callable[[Run], None] | None = None
 
     def run(
         self,
@@ -82,6 +84,8 @@ class Runner:
                 raise
             finally:
                 run = self.syncs.finish_run(run, status, counts, error)
+                if self.on_finish is not None:
+                    self.on_finish(run)
             return run
 
     def endpoint(self, sync: SyncSpec) -> Endpoint:

@@ -21,6 +21,7 @@ import httpx
 from trackway.reverse_etl import config
 from trackway.reverse_etl.cron import parse_cron
 from trackway.reverse_etl.errors import ReverseEtlError
+from trackway.reverse_etl.metrics import ReverseEtlMetrics
 from trackway.reverse_etl.runner import Runner
 from trackway.reverse_etl.state import Run, SyncStore, open_sync_store
 from trackway.settings import Settings, parse_duration
@@ -112,6 +113,8 @@ class SchedulerThread(threading.Thread):
         self._cancel = threading.Event()
         """Ends the run in progress: set by `stop()`, or when its lease is lost."""
         self._running: str | None = None
+        self.metrics = ReverseEtlMetrics()
+        """The runs of this worker, for `/metrics`."""
 
     def stop(self, timeout: float | None = 30.0) -> None:
         """Ask the worker to stop (a run in progress ends after its current batch); wait."""
@@ -131,6 +134,7 @@ class SchedulerThread(threading.Thread):
                     self.own_data_plane,
                     client,
                     stop=self._cancel,
+                    on_finish=self.metrics.finished,
                 )
                 scheduler = Scheduler(self.store, syncs, time.time())
                 while not self._stopping.is_set():

@@ -97,17 +97,11 @@ def serve(settings: Settings) -> None:
     if leases is not None:
         deliveries = Deliveries(settings, log, store, leases=leases)
         loaders = Loaders(settings.data_dir, log, store, leases)
-        workers = [
-            loaders,
-            deliveries,
-            SchedulerThread(
-                settings.data_dir,
-                store,
-                f"http://{_loopback(settings.host)}:{port}",
-                leases=leases,
-            ),
-        ]
-        collectors += [deliveries.metrics, loaders.metrics]
+        syncs = SchedulerThread(
+            settings.data_dir, store, f"http://{_loopback(settings.host)}:{port}", leases=leases
+        )
+        workers = [loaders, deliveries, syncs]
+        collectors += [deliveries.metrics, loaders.metrics, syncs.metrics]
     app = create_app(
         settings,
         log,

@@ -53,11 +53,11 @@ class EventLog(Protocol):
         ...
 
     def debug_records(
-        self, source_id: int, limit: int, statuses: frozenset[Status] | None = None
+        self, source_id: int | None, limit: int, statuses: frozenset[Status] | None = None
     ) -> list[DebugRecord]: ...
 
     def debug_records_after(
-        self, source_id: int, after: dict[Status, int]
+        self, source_id: int | None, after: dict[Status, int]
     ) -> list[DebugRecord]: ...
 
     def last_seqs(self) -> dict[Status, int]: ...

@@ -47,30 +47,35 @@ class ChunkReads(ABC):
         return out
 
     def debug_records(
-        self, source_id: int, limit: int, statuses: frozenset[Status] | None = None
+        self, source_id: int | None, limit: int, statuses: frozenset[Status] | None = None
     ) -> list[DebugRecord]:
-        """The newest `limit` records of a source, newest first."""
+        """The newest `limit` records of a source (None: of every source), newest first."""
         wanted = statuses or _STATUSES
+        where, params = _of_source(source_id)
         records: list[DebugRecord] = []
         if "accepted" in wanted:
             rows = self._rows(
-                "SELECT pos, received_at, events FROM chunks WHERE source_id = ?"
+                f"SELECT pos, source_id, received_at, events FROM chunks WHERE {where}"
                 " ORDER BY pos DESC LIMIT ?",
-                (source_id, limit),
+                (*params, limit),
             )
-            records.extend(accepted_records(source_id, rows, limit))
+            records.extend(accepted_records(rows, limit))
         records.extend(self._side_records(source_id, wanted, "id DESC", 0, limit))
         records.sort(key=lambda r: (r.received_at_ms, r.seq), reverse=True)
         return records[:limit]
 
-    def debug_records_after(self, source_id: int, after: dict[Status, int]) -> list[DebugRecord]:
-        """Records of a source newer than the given per-status sequence numbers, oldest first."""
+    def debug_records_after(
+        self, source_id: int | None, after: dict[Status, int]
+    ) -> list[DebugRecord]:
+        """Records of a source (None: of every source) newer than the given per-status
+        sequence numbers, oldest first."""
+        where, params = _of_source(source_id)
         rows = self._rows(
-            "SELECT pos, received_at, events FROM chunks WHERE source_id = ? AND pos > ?"
+            f"SELECT pos, source_id, received_at, events FROM chunks WHERE {where} AND pos > ?"
             " ORDER BY pos",
-            (source_id, after["accepted"] - MAX_BATCH_EVENTS),
+            (*params, after["accepted"] - MAX_BATCH_EVENTS),
         )
-        records = [r for r in accepted_records(source_id, rows, None) if r.seq > after["accepted"]]
+        records = [r for r in accepted_records(rows, None) if r.seq > after["accepted"]]
         for status in ("rejected", "duplicate"):
             records.extend(self._side_records(source_id, {status}, "id", after[status], None))
         records.sort(key=lambda r: r.received_at_ms)
@@ -78,27 +83,36 @@ class ChunkReads(ABC):
 
     def _side_records(
         self,
-        source_id: int,
+        source_id: int | None,
         wanted: set[str] | frozenset[str],
         order: str,
         after: int,
         limit: int | None,
     ) -> list[DebugRecord]:
         records: list[DebugRecord] = []
+        where, params = _of_source(source_id)
         limit_sql = "" if limit is None else f" LIMIT {int(limit)}"
         if "rejected" in wanted:
-            for seq, at_ms, index, code, message, raw in self._rows(
-                "SELECT id, received_at, idx, code, message, raw FROM failures"
-                f" WHERE source_id = ? AND id > ? ORDER BY {order}{limit_sql}",
-                (source_id, after),
+            for seq, source, at_ms, index, code, message, raw in self._rows(
+                "SELECT id, source_id, received_at, idx, code, message, raw FROM failures"
+                f" WHERE {where} AND id > ? ORDER BY {order}{limit_sql}",
+                (*params, after),
             ):
                 error = {"code": code, "message": message, "index": index}
-                records.append(DebugRecord("rejected", source_id, at_ms, seq, raw_json(raw), error))
+                records.append(DebugRecord("rejected", source, at_ms, seq, raw_json(raw), error))
         if "duplicate" in wanted:
-            for seq, at_ms, body in self._rows(
-                "SELECT id, received_at, body FROM duplicates"
-                f" WHERE source_id = ? AND id > ? ORDER BY {order}{limit_sql}",
-                (source_id, after),
+            for seq, source, at_ms, body in self._rows(
+                "SELECT id, source_id, received_at, body FROM duplicates"
+                f" WHERE {where} AND id > ? ORDER BY {order}{limit_sql}",
+                (*params, after),
             ):
-                records.append(DebugRecord("duplicate", source_id, at_ms, seq, codec.loads(body)))
+                records.append(DebugRecord("duplicate", source, at_ms, seq, codec.loads(body)))
         return records
+
+
+def _of_source(source_id: int | None) -> tuple[str, tuple[int, ...]]:
+    """The condition for the rows of a source, or of every source (None), and its
+    parameters; written out rather than `? IS NULL OR ...` so the index is used."""
+    if source_id is None:
+        return "true", ()
+    return "source_id = ?", (source_id,)

@@ -1,5 +1,5 @@
 """`trackway db`: the schema of the event log, the workspace state, the delivery
-bookkeeping and the leases."""
+bookkeeping, the leases and the reverse ETL sync state."""
 
 from pathlib import Path
 
@@ -8,6 +8,7 @@ import click
 from trackway.cli_options import data_dir_option, friendly, storage_settings
 from trackway.destinations.state import open_delivery_store
 from trackway.destinations.state.sqlite import FILE as DELIVERY_FILE
+from trackway.reverse_etl.state.sqlite import SQLiteSyncStore
 from trackway.server.run import open_leases, open_log, open_state
 from trackway.storage.postgres.connect import connect, describe
 from trackway.storage.postgres.migrations import migrate
@@ -39,12 +40,14 @@ def db_migrate(data_dir: Path) -> None:
         settings.state_path,
         data_dir / DELIVERY_FILE,
         data_dir / LEASES_FILE,
+        SQLiteSyncStore.state_path(data_dir),
     )
     versions = [schema_version(path) for path in paths]
     open_log(settings).close()  # opening a SQLite file migrates it
     open_state(settings).close()
     open_delivery_store(settings).close()
     open_leases(settings).close()
+    SQLiteSyncStore.in_data_dir(data_dir).close()
     for path, version in zip(paths, versions, strict=True):
         click.echo(_line(str(path), version, schema_version(path)))
 

@@ -275,10 +275,11 @@ class GroupCommitLog(ABC):
             loop.call_soon_threadsafe(fn, records)
 
 
-def accepted_records(source_id: int, rows: Iterable[Any], limit: int | None) -> list[DebugRecord]:
-    """Debug records of chunk rows (pos, received_at, events): newest first with a limit."""
+def accepted_records(rows: Iterable[Any], limit: int | None) -> list[DebugRecord]:
+    """Debug records of chunk rows (pos, source_id, received_at, events): newest first
+    with a limit."""
     out: list[DebugRecord] = []
-    for pos, at_ms, events in rows:
+    for pos, source_id, at_ms, events in rows:
         decoded = codec.loads(events)
         for offset in range(len(decoded) - 1, -1, -1) if limit else range(len(decoded)):
             out.append(DebugRecord("accepted", source_id, at_ms, pos + offset, decoded[offset]))

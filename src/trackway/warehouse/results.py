@@ -8,10 +8,9 @@ from decimal import Decimal
 from typing import Any, Literal
 from uuid import UUID
 
-from rich.console import Console
 from rich.table import Table
 
-from trackway import codec
+from trackway import codec, terminal
 from trackway.warehouse.base import QueryResult
 
 Format = Literal["table", "json", "csv"]
@@ -71,12 +70,14 @@ def render(result: QueryResult, fmt: Format) -> str:
     table = Table(*result.columns, show_lines=False)
     for row in rows:
         table.add_row(*("NULL" if v is None else _text(v) for v in row))
-    console = Console(width=max(80, 12 * len(result.columns)), record=True, file=io.StringIO())
+    console = terminal.console()
     console.print(table)
     footer = f"{len(rows)} row{'s' if len(rows) != 1 else ''}"
     if result.truncated:
         footer += f" (more rows exist; showing the first {len(rows)})"
-    return console.export_text().rstrip("\n") + "\n" + footer
+    if terminal.too_wide(console, table):
+        footer += " (fitted to the terminal: --format csv or json shows every value whole)"
+    return terminal.text(console).rstrip("\n") + "\n" + footer
 
 
 def _text(value: Any) -> str:

@@ -5,9 +5,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
 from rich.table import Table
 
+from trackway import terminal
 from trackway.storage.base import EventLog
 from trackway.warehouse.base import WarehouseUnavailable
 from trackway.warehouse.config import WarehouseSpec
@@ -64,33 +64,31 @@ def status(spec: WarehouseSpec, data_dir: Path, log: EventLog) -> dict[str, Any]
 
 def render(statuses: list[dict[str, Any]]) -> str:
     """Statuses as text for people."""
-    console = Console(width=100, record=True, file=None, force_terminal=False)
-    with console.capture() as captured:
-        for s in statuses:
-            state = "" if s["enabled"] else "  (disabled)"
-            console.print(f"[bold]{s['name']}[/bold]  {s['type']}  {s['location']}{state}")
-            if not s["available"]:
-                console.print(f"  unavailable: {s['error']}")
-                continue
-            last = s["last_load"]
-            when = f"{last['at']} ({last['events']:,} events)" if last else "never"
-            console.print(f"  last load:       {when}")
-            console.print(
-                f"  loaded:          {s['events_loaded']:,} events, {s['rows_loaded']:,} rows"
-                f" in {s['loads']:,} loads"
-            )
-            console.print(
-                f"  lag:             {s['lag_events']:,} events ({s['lag_seconds']:g} s)"
-                f"  position {s['position']:,} of {s['log_position']:,}"
-            )
-            reasons = ", ".join(f"{k} {v:,}" for k, v in s["rejected_by_reason"].items())
-            console.print(
-                f"  rejected values: {s['rejected_values']:,}"
-                + (f" ({reasons})" if reasons else "")
-            )
-            if s["tables"]:
-                table = Table("schema", "table", "columns", "rows (est.)", box=None)
-                for t in s["tables"]:
-                    table.add_row(t["schema"], t["table"], str(t["columns"]), f"{t['rows']:,}")
-                console.print(table)
-    return captured.get().rstrip("\n")
+    console = terminal.console()
+    for s in statuses:
+        state = "" if s["enabled"] else "  (disabled)"
+        console.print(f"[bold]{s['name']}[/bold]  {s['type']}  {s['location']}{state}")
+        if not s["available"]:
+            console.print(f"  unavailable: {s['error']}")
+            continue
+        last = s["last_load"]
+        when = f"{last['at']} ({last['events']:,} events)" if last else "never"
+        console.print(f"  last load:       {when}")
+        console.print(
+            f"  loaded:          {s['events_loaded']:,} events, {s['rows_loaded']:,} rows"
+            f" in {s['loads']:,} loads"
+        )
+        console.print(
+            f"  lag:             {s['lag_events']:,} events ({s['lag_seconds']:g} s)"
+            f"  position {s['position']:,} of {s['log_position']:,}"
+        )
+        reasons = ", ".join(f"{k} {v:,}" for k, v in s["rejected_by_reason"].items())
+        console.print(
+            f"  rejected values: {s['rejected_values']:,}" + (f" ({reasons})" if reasons else "")
+        )
+        if s["tables"]:
+            table = Table("schema", "table", "columns", "rows (est.)", box=None)
+            for t in s["tables"]:
+                table.add_row(t["schema"], t["table"], str(t["columns"]), f"{t['rows']:,}")
+            console.print(table)
+    return terminal.text(console).rstrip("\n")

@@ -56,7 +56,8 @@ class Counts:
 
 @dataclass(frozen=True)
 class Run:
-    """One run of a sync, as kept in the run history."""
+    """One run of a sync, as kept in the run history; `id` numbers the sync's runs
+    (1, 2, 3...)."""
 
     id: int
     sync: str
@@ -146,8 +147,8 @@ class SyncStore(Protocol):
         """The newest run of every sync that has one."""
         ...
 
-    def row_errors(self, run_id: int) -> list[RowError]:
-        """The row errors kept for a run (a sample: the first few)."""
+    def row_errors(self, sync: str, run_id: int) -> list[RowError]:
+        """The row errors kept for a run of the sync (a sample: the first few)."""
         ...
 
     def snapshot_size(self, sync: str) -> int:

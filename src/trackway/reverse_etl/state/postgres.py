@@ -28,7 +28,7 @@ from trackway.storage.postgres.migrations import migrate
 
 _LOCK_CLASS = 0x72657470  # "retp": the first key of the advisory lock on (class, sync id)
 _RUN_COLUMNS = (
-    "r.id, s.name, r.trigger, r.full_resync, r.status, r.started_at, r.ended_at,"
+    "r.number, s.name, r.trigger, r.full_resync, r.status, r.started_at, r.ended_at,"
     " r.added, r.changed, r.removed, r.sent, r.failed, r.rejected, r.error"
 )
 _INTERRUPTED = (
@@ -122,10 +122,14 @@ class PostgresSyncStore:
                 " WHERE sync_id = %s AND status = 'running'",
                 (started, _INTERRUPTED, sync_id),
             )
+            # The sync's lock is held, so no other run takes this number (the unique
+            # index on (sync_id, number) would refuse it).
             row = conn.execute(
-                "INSERT INTO reverse_etl_runs(sync_id, trigger, full_resync, status, started_at)"
-                " VALUES (%s, %s, %s, 'running', %s) RETURNING id",
-                (sync_id, trigger, full_resync, started),
+                "INSERT INTO reverse_etl_runs"
+                "(sync_id, number, trigger, full_resync, status, started_at)"
+                " SELECT %s, coalesce(max(number), 0) + 1, %s, %s, 'running', %s"
+                " FROM reverse_etl_runs WHERE sync_id = %s RETURNING number",
+                (sync_id, trigger, full_resync, started, sync_id),
             ).fetchone()
         assert row is not None
         self._open_scratch()
@@ -268,18 +272,24 @@ class PostgresSyncStore:
                 with conn.cursor() as cur:
                     cur.executemany(
                         "INSERT INTO reverse_etl_run_errors(run_id, pk, kind, status, error)"
-                        " VALUES (%s, %s, %s, %s, %s)",
-                        [(run.id, _encode(e.pk), e.kind, e.status, e.error) for e in errors],
+                        " SELECT id, %s, %s, %s, %s FROM reverse_etl_runs"
+                        " WHERE sync_id = %s AND number = %s",
+                        [
+                            (_encode(e.pk), e.kind, e.status, e.error, sync_id, run.id)
+                            for e in errors
+                        ],
                     )
-            self._update_run(conn, run.id, counts)
+            self._update_run(conn, sync_id, run.id, counts)
 
     def finish_run(self, run: Run, status: Status, counts: Counts, error: str | None) -> Run:
         ended = _now()
+        sync_id = self._sync_id(run.sync)
         with self._transaction() as conn:
-            self._update_run(conn, run.id, counts)
+            self._update_run(conn, sync_id, run.id, counts)
             conn.execute(
-                "UPDATE reverse_etl_runs SET status = %s, ended_at = %s, error = %s WHERE id = %s",
-                (status, ended, error, run.id),
+                "UPDATE reverse_etl_runs SET status = %s, ended_at = %s, error = %s"
+                " WHERE sync_id = %s AND number = %s",
+                (status, ended, error, sync_id, run.id),
             )
             if status in ("succeeded", "partial"):
                 conn.execute(
@@ -293,7 +303,7 @@ class PostgresSyncStore:
             rows = conn.execute(
                 f"SELECT {_RUN_COLUMNS} FROM reverse_etl_runs AS r"
                 " JOIN reverse_etl_syncs AS s ON s.id = r.sync_id"
-                " WHERE s.name = %s ORDER BY r.id DESC LIMIT %s",
+                " WHERE s.name = %s ORDER BY r.number DESC LIMIT %s",
                 (sync, limit),
             ).fetchall()
         return [_run(row) for row in rows]
@@ -303,16 +313,18 @@ class PostgresSyncStore:
             rows = conn.execute(
                 f"SELECT {_RUN_COLUMNS} FROM reverse_etl_syncs AS s"
                 " JOIN LATERAL (SELECT * FROM reverse_etl_runs WHERE sync_id = s.id"
-                " ORDER BY id DESC LIMIT 1) AS r ON true"
+                " ORDER BY number DESC LIMIT 1) AS r ON true"
             ).fetchall()
         return {run.sync: run for run in map(_run, rows)}
 
-    def row_errors(self, run_id: int) -> list[RowError]:
+    def row_errors(self, sync: str, run_id: int) -> list[RowError]:
         with self._session() as conn:
             rows = conn.execute(
-                "SELECT pk, kind, status, error FROM reverse_etl_run_errors WHERE run_id = %s"
-                " ORDER BY id",
-                (run_id,),
+                "SELECT e.pk, e.kind, e.status, e.error FROM reverse_etl_run_errors AS e"
+                " JOIN reverse_etl_runs AS r ON r.id = e.run_id"
+                " JOIN reverse_etl_syncs AS s ON s.id = r.sync_id"
+                " WHERE s.name = %s AND r.number = %s ORDER BY e.id",
+                (sync, run_id),
             ).fetchall()
         return [RowError(_decode(r[0]), r[1], r[2], r[3]) for r in rows]
 
@@ -379,10 +391,12 @@ class PostgresSyncStore:
             with self._session() as live:
                 live.execute("DROP TABLE IF EXISTS pg_temp.cur, pg_temp.plan")
 
-    def _update_run(self, conn: psycopg.Connection[Any], run_id: int, counts: Counts) -> None:
+    def _update_run(
+        self, conn: psycopg.Connection[Any], sync_id: int, run_id: int, counts: Counts
+    ) -> None:
         conn.execute(
             "UPDATE reverse_etl_runs SET added = %s, changed = %s, removed = %s, sent = %s,"
-            " failed = %s, rejected = %s WHERE id = %s",
+            " failed = %s, rejected = %s WHERE sync_id = %s AND number = %s",
             (
                 counts.added,
                 counts.changed,
@@ -390,6 +404,7 @@ class PostgresSyncStore:
                 counts.sent,
                 counts.failed,
                 counts.rejected,
+                sync_id,
                 run_id,
             ),
         )

@@ -22,6 +22,7 @@ from trackway.reverse_etl.state import KINDS, Change, Counts, RowError, Run, Sta
 from trackway.storage.sqlite.connect import connect
 
 DIRECTORY = "reverse_etl"
+_STATE_FILE = "state.db"
 
 # `pk` columns have no declared type, so SQLite applies no affinity: a key keeps its own
 # type (integer or text) and '007' never turns into 7.
@@ -67,10 +68,20 @@ MIGRATIONS = (
     );
     CREATE INDEX run_errors_by_run ON run_errors(run_id)
     """,
+    # Runs are numbered per sync (1, 2, 3 for each), the existing ones in their order.
+    """
+    ALTER TABLE runs ADD COLUMN number INTEGER NOT NULL DEFAULT 0;
+    UPDATE runs SET number = n.number
+      FROM (SELECT id, row_number() OVER (PARTITION BY sync_id ORDER BY id) AS number
+              FROM runs) AS n
+     WHERE runs.id = n.id;
+    DROP INDEX runs_by_sync;
+    CREATE UNIQUE INDEX runs_by_number ON runs(sync_id, number)
+    """,
 )
 
 _RUN_COLUMNS = (
-    "r.id, s.name, r.trigger, r.full_resync, r.status, r.started_at, r.ended_at,"
+    "r.number, s.name, r.trigger, r.full_resync, r.status, r.started_at, r.ended_at,"
     " r.added, r.changed, r.removed, r.sent, r.failed, r.rejected, r.error"
 )
 _INTERRUPTED = (
@@ -91,13 +102,18 @@ class SQLiteSyncStore:
     def __init__(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self.directory = directory
-        self._conn = connect(directory / "state.db", MIGRATIONS)
+        self._conn = connect(directory / _STATE_FILE, MIGRATIONS)
         self._scratch: Path | None = None
 
     @classmethod
     def in_data_dir(cls, data_dir: Path) -> "SQLiteSyncStore":
         """The store of a Trackway data directory."""
         return cls(data_dir / DIRECTORY)
+
+    @staticmethod
+    def state_path(data_dir: Path) -> Path:
+        """The file of a Trackway data directory's sync state."""
+        return data_dir / DIRECTORY / _STATE_FILE
 
     def close(self) -> None:
         self._drop_scratch()
@@ -128,14 +144,14 @@ class SQLiteSyncStore:
                 " WHERE sync_id = ? AND status = 'running'",
                 (started, _INTERRUPTED, sync_id),
             )
-            cur = self._conn.execute(
-                "INSERT INTO runs(sync_id, trigger, full_resync, status, started_at)"
-                " VALUES (?, ?, ?, 'running', ?)",
-                (sync_id, trigger, int(full_resync), started),
-            )
-        assert cur.lastrowid is not None
+            number = self._conn.execute(
+                "INSERT INTO runs(sync_id, number, trigger, full_resync, status, started_at)"
+                " SELECT ?, coalesce(max(number), 0) + 1, ?, ?, 'running', ? FROM runs"
+                " WHERE sync_id = ? RETURNING number",
+                (sync_id, trigger, int(full_resync), started, sync_id),
+            ).fetchone()[0]
         self._open_scratch(sync_id)
-        return Run(cur.lastrowid, sync, trigger, full_resync, "running", started)
+        return Run(number, sync, trigger, full_resync, "running", started)
 
     def stage(self, rows: Sequence[StagedRow]) -> None:
         # Deferred: staging writes only the scratch database, so the state stays
@@ -241,18 +257,21 @@ class SQLiteSyncStore:
                 [(sync_id, c.pk) for c in resend],
             )
             self._conn.executemany(
-                "INSERT INTO run_errors(run_id, pk, kind, status, error) VALUES (?, ?, ?, ?, ?)",
-                [(run.id, e.pk, e.kind, e.status, e.error) for e in errors],
+                "INSERT INTO run_errors(run_id, pk, kind, status, error)"
+                " SELECT id, ?, ?, ?, ? FROM runs WHERE sync_id = ? AND number = ?",
+                [(e.pk, e.kind, e.status, e.error, sync_id, run.id) for e in errors],
             )
-            self._update_run(run.id, counts)
+            self._update_run(sync_id, run.id, counts)
 
     def finish_run(self, run: Run, status: Status, counts: Counts, error: str | None) -> Run:
         ended = _now()
+        sync_id = self._sync_id(run.sync)
         with self._transaction():
-            self._update_run(run.id, counts)
+            self._update_run(sync_id, run.id, counts)
             self._conn.execute(
-                "UPDATE runs SET status = ?, ended_at = ?, error = ? WHERE id = ?",
-                (status, ended, error, run.id),
+                "UPDATE runs SET status = ?, ended_at = ?, error = ?"
+                " WHERE sync_id = ? AND number = ?",
+                (status, ended, error, sync_id, run.id),
             )
             if status in ("succeeded", "partial"):
                 self._conn.execute("UPDATE syncs SET initialized = 1 WHERE name = ?", (run.sync,))
@@ -262,7 +281,7 @@ class SQLiteSyncStore:
     def runs(self, sync: str, limit: int) -> list[Run]:
         rows = self._conn.execute(
             f"SELECT {_RUN_COLUMNS} FROM runs AS r JOIN syncs AS s ON s.id = r.sync_id"
-            " WHERE s.name = ? ORDER BY r.id DESC LIMIT ?",
+            " WHERE s.name = ? ORDER BY r.number DESC LIMIT ?",
             (sync, limit),
         )
         return [_run(row) for row in rows]
@@ -270,14 +289,16 @@ class SQLiteSyncStore:
     def last_runs(self) -> dict[str, Run]:
         rows = self._conn.execute(
             f"SELECT {_RUN_COLUMNS} FROM runs AS r JOIN syncs AS s ON s.id = r.sync_id"
-            " WHERE r.id = (SELECT max(id) FROM runs WHERE sync_id = r.sync_id)"
+            " WHERE r.number = (SELECT max(number) FROM runs WHERE sync_id = r.sync_id)"
         )
         return {run.sync: run for run in map(_run, rows)}
 
-    def row_errors(self, run_id: int) -> list[RowError]:
+    def row_errors(self, sync: str, run_id: int) -> list[RowError]:
         rows = self._conn.execute(
-            "SELECT pk, kind, status, error FROM run_errors WHERE run_id = ? ORDER BY rowid",
-            (run_id,),
+            "SELECT e.pk, e.kind, e.status, e.error FROM run_errors AS e"
+            " JOIN runs AS r ON r.id = e.run_id JOIN syncs AS s ON s.id = r.sync_id"
+            " WHERE s.name = ? AND r.number = ? ORDER BY e.rowid",
+            (sync, run_id),
         )
         return [RowError(*row) for row in rows]
 
@@ -325,10 +346,10 @@ class SQLiteSyncStore:
             self._scratch.unlink(missing_ok=True)
             self._scratch = None
 
-    def _update_run(self, run_id: int, counts: Counts) -> None:
+    def _update_run(self, sync_id: int, run_id: int, counts: Counts) -> None:
         self._conn.execute(
             "UPDATE runs SET added = ?, changed = ?, removed = ?, sent = ?, failed = ?,"
-            " rejected = ? WHERE id = ?",
+            " rejected = ? WHERE sync_id = ? AND number = ?",
             (
                 counts.added,
                 counts.changed,
@@ -336,6 +357,7 @@ class SQLiteSyncStore:
                 counts.sent,
                 counts.failed,
                 counts.rejected,
+                sync_id,
                 run_id,
             ),
         )

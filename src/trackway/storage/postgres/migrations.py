@@ -204,6 +204,18 @@ MIGRATIONS = (
     );
     CREATE INDEX reverse_etl_run_errors_by_run ON reverse_etl_run_errors(run_id, id)
     """,
+    # Reverse ETL runs are numbered per sync (1, 2, 3 for each), the existing ones in
+    # their order.
+    """
+    ALTER TABLE reverse_etl_runs ADD COLUMN number integer;
+    UPDATE reverse_etl_runs AS r SET number = n.number
+      FROM (SELECT id, row_number() OVER (PARTITION BY sync_id ORDER BY id) AS number
+              FROM reverse_etl_runs) AS n
+     WHERE r.id = n.id;
+    ALTER TABLE reverse_etl_runs ALTER COLUMN number SET NOT NULL;
+    DROP INDEX reverse_etl_runs_by_sync;
+    CREATE UNIQUE INDEX reverse_etl_runs_by_number ON reverse_etl_runs(sync_id, number)
+    """,
 )
 
 
