@@ -7,10 +7,10 @@ NODE_STAMP := tests/clients/node_modules/.installed
 
 .PHONY: run test test-fast lint bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml clients/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev]' -e ./clients/python
 	touch $@
 
 $(NODE_STAMP): tests/clients/package.json tests/clients/package-lock.json
@@ -21,9 +21,10 @@ run: $(STAMP)
 	$(BIN)/trackway serve
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests $(wildcard bench)
-	$(BIN)/ruff format --check src tests $(wildcard bench)
+	$(BIN)/ruff check src clients tests $(wildcard bench)
+	$(BIN)/ruff format --check src clients tests $(wildcard bench)
 	$(BIN)/mypy --strict src
+	$(BIN)/mypy --strict clients/python/src
 
 test: $(STAMP) $(NODE_STAMP) lint
 	$(BIN)/pytest
@@ -33,7 +34,7 @@ test-fast: $(STAMP)
 	$(BIN)/pytest -m "not slow" -x -q
 
 bench: $(STAMP)
-	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	$(BIN)/pip install --quiet -e '.[dev,bench]' -e ./clients/python
 	$(BIN)/python bench/ingest.py
 
 clean:

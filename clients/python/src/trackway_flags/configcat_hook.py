@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
-from trackway.integrations.flag_events import (
+from trackway_flags.flag_events import (
     DEFAULT_DEDUP_MAX_ENTRIES,
     DEFAULT_LONG_VALUE_THRESHOLD,
     AnalyticsClient,

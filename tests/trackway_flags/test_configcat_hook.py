@@ -29,14 +29,16 @@ from configcatclient.localfiledatasource import LocalFileFlagOverrides
 from configcatclient.overridedatasource import OverrideBehaviour
 from configcatclient.user import User
 from segment.analytics import Client
+from trackway_flags.configcat_hook import track_flag_evaluations
+from trackway_flags.flag_events import SenderStats, process_anonymous_id
 
 from tests.support import Server
-from trackway.integrations.configcat_hook import track_flag_evaluations
-from trackway.integrations.flag_events import SenderStats, process_anonymous_id
 
 CASES = Path(__file__).parent / "cases"
 CONFIG = CASES / "config_v6.json"
-SRC = Path(__file__).resolve().parents[2] / "src" / "trackway"
+REPO = Path(__file__).resolve().parents[2]
+SRC = REPO / "src" / "trackway"
+FLAGS_SRC = REPO / "clients" / "python" / "src" / "trackway_flags"
 INTEGRATION = {"name": "configcat", "version": "1.0.0"}
 
 # The users of the config's scenarios (None: no User Object).
@@ -371,7 +373,7 @@ def test_without_a_user_the_anonymous_id_is_stable_for_the_process(
     script = textwrap.dedent(
         """
         import os
-        from trackway.integrations.flag_events import process_anonymous_id
+        from trackway_flags.flag_events import process_anonymous_id
         parent = process_anonymous_id()
         read, write = os.pipe()
         pid = os.fork()
@@ -517,7 +519,7 @@ def test_a_failing_analytics_client_never_reaches_the_evaluation(
     configcat_errors: list[str] = []
     configcat.get_hooks().add_on_error(configcat_errors.append)
     tracking = track_flag_evaluations(configcat, Exploding())
-    with caplog.at_level(logging.WARNING, logger="trackway.integrations.flag_events"):
+    with caplog.at_level(logging.WARNING, logger="trackway_flags.flag_events"):
         for name, flags in EXPECTED.items():
             user = USERS[name] if name else None
             for flag, (value, variation_id, _) in flags.items():
@@ -532,7 +534,7 @@ def test_a_failing_analytics_client_never_reaches_the_evaluation(
     evaluations = sum(len(f) for f in EXPECTED.values())
     with_user = evaluations - len(FLAGS)
     assert tracking.stats == SenderStats(evaluations=evaluations, errors=evaluations + with_user)
-    failures = [r for r in caplog.records if r.name == "trackway.integrations.flag_events"]
+    failures = [r for r in caplog.records if r.name == "trackway_flags.flag_events"]
     assert len(failures) == evaluations + with_user
     assert all(r.exc_info and "analytics is down" in str(r.exc_info[1]) for r in failures)
     assert "could not track for flag 'newCheckout'" in caplog.text
@@ -613,29 +615,27 @@ def test_options_are_checked(configcat: ConfigCatClient) -> None:
     assert analytics.calls == []  # nothing was subscribed
 
 
-# -- the optional dependency -------------------------------------------------------------
+# -- the optional dependencies and the package boundary ---------------------------------
 
 
-def test_trackway_imports_without_the_flag_sdks() -> None:
-    """Trackway (server, CLI) and the shared module import with configcat-client and
-    openfeature-sdk absent; the integrations are only imported when asked for."""
+def test_the_hooks_import_without_the_flag_sdks() -> None:
+    """trackway_flags and its ConfigCat hook import with configcat-client and
+    openfeature-sdk absent (the hook reads the SDK's objects, it imports nothing of
+    it); only the OpenFeature hook needs openfeature-sdk. The server imports without
+    them too."""
     script = textwrap.dedent(
         """
         import importlib, pkgutil, sys
         for name in ("configcatclient", "openfeature", "configcat_openfeature_provider"):
             sys.modules[name] = None  # makes `import name` raise ImportError
-        import trackway
-        skipped = []
-        for info in pkgutil.walk_packages(trackway.__path__, "trackway."):
-            if info.name in ("trackway.__main__",):
-                continue
-            if info.name == "trackway.integrations.openfeature_hook":
-                skipped.append(info.name)
-                continue
-            importlib.import_module(info.name)
-        assert skipped == ["trackway.integrations.openfeature_hook"], skipped
+        import trackway, trackway_flags
+        for package in (trackway, trackway_flags):
+            for info in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
+                if info.name in ("trackway.__main__", "trackway_flags.openfeature_hook"):
+                    continue
+                importlib.import_module(info.name)
         try:
-            importlib.import_module("trackway.integrations.openfeature_hook")
+            importlib.import_module("trackway_flags.openfeature_hook")
         except ImportError:
             pass
         else:
@@ -650,29 +650,25 @@ def test_trackway_imports_without_the_flag_sdks() -> None:
     assert done.stdout.strip() == "ok"
 
 
-# The modules for applications; the rest of trackway (the server, the CLI) must not need them.
-APP_MODULES = {
-    f"trackway.integrations.{name}"
-    for name in ("flag_events", "configcat_hook", "openfeature_hook")
-}
-
-
-def test_nothing_else_in_trackway_imports_the_flag_event_modules() -> None:
+def test_the_server_and_the_hooks_share_no_code() -> None:
+    """One source of truth in each direction: the server package neither imports
+    trackway_flags nor keeps a module of the hooks, and trackway_flags imports nothing
+    of trackway (an application installs it without the server)."""
     offenders = []
     seen = 0
-    for path in SRC.rglob("*.py"):
-        if path.stem in {m.rsplit(".", 1)[1] for m in APP_MODULES}:
-            continue
-        seen += 1
-        for node in ast.walk(ast.parse(path.read_text())):
-            names = []
-            if isinstance(node, ast.Import):
-                names = [a.name for a in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.module:
-                names = [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
-            if any(
-                n in APP_MODULES or n.startswith(tuple(f"{m}." for m in APP_MODULES)) for n in names
-            ):
-                offenders.append(str(path))
+    for root, foreign in ((SRC, "trackway_flags"), (FLAGS_SRC, "trackway")):
+        for path in root.rglob("*.py"):
+            seen += 1
+            for node in ast.walk(ast.parse(path.read_text())):
+                names = []
+                if isinstance(node, ast.Import):
+                    names = [a.name for a in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.module:
+                    names = [node.module]
+                if any(n == foreign or n.startswith(f"{foreign}.") for n in names):
+                    offenders.append(str(path))
     assert offenders == []
-    assert seen > 20  # the walk did see the package
+    assert seen > 20  # the walk did see both packages
+    hooks = {p.name for p in FLAGS_SRC.glob("*.py")} - {"__init__.py"}
+    assert hooks == {"flag_events.py", "configcat_hook.py", "openfeature_hook.py"}
+    assert not [p for p in SRC.rglob("*.py") if p.name in hooks]

@@ -17,8 +17,8 @@ from openfeature.exception import OpenFeatureError
 from openfeature.flag_evaluation import FlagEvaluationDetails, FlagValueType
 from openfeature.hook import Hook, HookContext, HookHints
 
-from trackway import __version__
-from trackway.integrations.flag_events import (
+from trackway_flags import __version__
+from trackway_flags.flag_events import (
     DEFAULT_DEDUP_MAX_ENTRIES,
     DEFAULT_LONG_VALUE_THRESHOLD,
     AnalyticsClient,

@@ -22,8 +22,12 @@ from openfeature.flag_evaluation import FlagEvaluationDetails, FlagResolutionDet
 from openfeature.hook import Hook, HookContext, HookHints
 from openfeature.provider import AbstractProvider
 from openfeature.provider.in_memory_provider import InMemoryFlag, InMemoryProvider
+from trackway_flags.configcat_hook import CONFIGCAT_INTEGRATION
+from trackway_flags.flag_events import SenderStats, process_anonymous_id
+from trackway_flags.openfeature_hook import FlagEventsHook
 
-from tests.integrations.test_configcat_hook import (
+from tests.support import Server
+from tests.trackway_flags.test_configcat_hook import (
     CONFIG,
     PRICING_JSON,
     Exploding,
@@ -33,11 +37,7 @@ from tests.integrations.test_configcat_hook import (
     stored,
     view,
 )
-from tests.support import Server
-from trackway import __version__
-from trackway.integrations.configcat_hook import CONFIGCAT_INTEGRATION
-from trackway.integrations.flag_events import SenderStats, process_anonymous_id
-from trackway.integrations.openfeature_hook import FlagEventsHook
+from trackway_flags import __version__
 
 OPENFEATURE = {"name": "openfeature", "version": __version__}
 LAYOUT = {"columns": [{"name": f"column-{i}", "width": 120 + i} for i in range(6)]}
