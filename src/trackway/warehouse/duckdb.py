@@ -330,8 +330,9 @@ class DuckDBSession:
         for column in table.added:
             sql_type = SQL_TYPES[table.columns[column]]
             self.conn.execute(f"ALTER TABLE {target} ADD COLUMN {quote(column)} {sql_type}")
-        for column in table.widened:
-            self.conn.execute(f"ALTER TABLE {target} ALTER COLUMN {quote(column)} TYPE DOUBLE")
+        for column in table.widened + table.altered:
+            sql_type = SQL_TYPES[table.columns[column]]
+            self.conn.execute(f"ALTER TABLE {target} ALTER COLUMN {quote(column)} TYPE {sql_type}")
 
     def _stored_ids(self, target: str, ids: list[str]) -> list[str]:
         self.conn.register(_BATCH_VIEW, {"id": _objects(ids)})

@@ -246,10 +246,10 @@ class PostgresSession:
                     target, sql.Identifier(column), sql.SQL(SQL_TYPES[table.columns[column]])
                 )
             )
-        for column in table.widened:
+        for column in table.widened + table.altered:
             self.conn.execute(
-                sql.SQL("ALTER TABLE {} ALTER COLUMN {} TYPE double precision").format(
-                    target, sql.Identifier(column)
+                sql.SQL("ALTER TABLE {} ALTER COLUMN {} TYPE {}").format(
+                    target, sql.Identifier(column), sql.SQL(SQL_TYPES[table.columns[column]])
                 )
             )
 
