@@ -2,6 +2,7 @@
 
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -14,8 +15,8 @@ from trackway.warehouse.postgres import PostgresWarehouse
 PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
 
 
-@pytest.fixture
-def pg_url() -> Iterator[str]:
+@contextmanager
+def new_pg_database() -> Iterator[str]:
     """The URL of a new PostgreSQL database, dropped afterwards."""
     name = f"trackway_test_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
@@ -25,6 +26,13 @@ def pg_url() -> Iterator[str]:
     finally:
         with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
             admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """The URL of a new PostgreSQL database, dropped afterwards."""
+    with new_pg_database() as url:
+        yield url
 
 
 @pytest.fixture(params=["duckdb", "postgres"])

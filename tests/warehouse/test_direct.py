@@ -46,9 +46,10 @@ _RARE: list[tuple[str, Any]] = [
     ("product_id", lambda r: "p"),  # names the same column as productId
     ("productId", lambda r: "P"),
     ("productID", lambda r: "P"),  # both, in one event (below)
-    ("id", lambda r: "reserved"),
-    ("context_x", lambda r: "reserved"),
-    ("event", lambda r: "reserved"),
+    ("id", lambda r: "owned"),  # names the loader owns: renamed (properties_id)
+    ("context_x", lambda r: "owned"),
+    ("event", lambda r: "owned"),
+    ("timestamp", lambda r: "2026-11-22T10:00:00Z"),
     ("deep", lambda r: {"a": {"b": {"c": {"d": {"e": {"f": {"g": {"h": {"i": 1}}}}}}}}}),
     ("notSet", lambda r: "now set"),
     ('Key With "Quotes"', lambda r: "odd"),
@@ -209,9 +210,8 @@ def test_direct_loading_is_idempotent(tmp_path: Path) -> None:
         ({"item": {"kind": "k"}}, {"item": "flat"}, "P5 P5 P5 P5"),
         # A key only ever null, then with a value: a column from then on.
         ({"n": None, "sku": "a"}, {"n": 5}, "P5 P5 D5 D5"),
-        # Keys msgspec cannot name, and reserved ones: only their events are planned.
+        # Keys msgspec cannot name: only their events are planned.
         ({"sku": "a"}, {'say "hi"': 1}, "P5 P5 D5 P5"),
-        ({"sku": "a"}, {"id": "x", "context_ip": "y"}, "P5 P5 D5 P5"),
     ],
 )
 def test_keys_direct_loading_cannot_take_stay_with_the_planner(
@@ -228,6 +228,47 @@ def test_keys_direct_loading_cannot_take_stay_with_the_planner(
     assert _load(log, tmp_path / "direct.duckdb", 5, direct_on=True) == ways
     _load(log, tmp_path / "planned.duckdb", 5, direct_on=False)
     assert _contents(tmp_path / "direct.duckdb") == _contents(tmp_path / "planned.duckdb")
+
+
+def test_properties_named_like_loader_columns_load_directly_renamed(tmp_path: Path) -> None:
+    owned = {"timestamp": "2026-11-22T09:00:00Z", "userId": "ada", "id": "x", "context_ip": "y"}
+    bodies = [track("Viewed", {"sku": "a", **owned}, messageId=f"v-{i}") for i in range(15)]
+    log = tmp_path / "log.db"
+    write_log(log, bodies, per_request=5)
+    assert _load(log, tmp_path / "direct.duckdb", 5, direct_on=True) == "P5 D5 D5"
+    _load(log, tmp_path / "planned.duckdb", 5, direct_on=False)
+    direct = _contents(tmp_path / "direct.duckdb")
+    assert direct == _contents(tmp_path / "planned.duckdb")
+    columns = dict(direct["default_.viewed"][0])
+    renamed = ["properties_timestamp", "properties_user_id", "properties_id"]
+    assert [*renamed, "properties_context_ip"] == [c for c in columns if c.startswith("prop")]
+    assert columns["properties_timestamp"] == "TIMESTAMP"
+    assert direct["main._rejected_values"][1] == []
+
+
+def test_flag_values_load_directly_as_they_are_planned(tmp_path: Path) -> None:
+    def evaluated(i: int, value: Any) -> dict[str, Any]:
+        properties = {"feature_flag_key": "f", "value": value, "variation_id": None}
+        return track("Feature Flag Evaluated", properties, messageId=f"f-{i}")
+
+    bodies = [evaluated(i, f"v{i % 3}") for i in range(15)]
+    bodies += [evaluated(15, True), evaluated(16, {"a": 1}), evaluated(17, {}), evaluated(18, 2)]
+    bodies += [evaluated(i, "green") for i in range(19, 25)]
+    log = tmp_path / "log.db"
+    write_log(log, bodies, per_request=5)
+    # Text values go directly; the others (stored as JSON text) through the planner, and
+    # the last ones directly again.
+    assert _load(log, tmp_path / "direct.duckdb", 5, direct_on=True, min_events=3) == (
+        "P3 D5 D5 P3 P5 D4"
+    )
+    _load(log, tmp_path / "planned.duckdb", 5, direct_on=False)
+    direct = _contents(tmp_path / "direct.duckdb")
+    assert direct == _contents(tmp_path / "planned.duckdb")
+    columns = direct["default_.feature_flag_evaluated"][0]
+    assert [c for c, _type in columns if c.startswith(("value", "variation"))] == [
+        "value",
+        "variation_id",
+    ]
 
 
 def test_direct_loading_stops_before_an_event_it_cannot_take(tmp_path: Path) -> None:

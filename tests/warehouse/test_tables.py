@@ -2,9 +2,12 @@
 names, types, widening, rejected values, the column cap, idempotent loads."""
 
 from collections import Counter
+from typing import Any
 
-from tests.warehouse.support import body, columns, load, query, track
+from tests.warehouse.support import SCHEMA, body, columns, load, query, track
+from trackway.warehouse import duckdb, postgres
 from trackway.warehouse.base import Warehouse
+from trackway.warehouse.schema import fixed_columns
 
 COMMON = [
     "id",
@@ -248,29 +251,53 @@ def test_values_that_do_not_fit_are_kept_in_rejected_values(warehouse: Warehouse
     ]
 
 
-def test_properties_colliding_with_loader_columns_are_rejected(warehouse: Warehouse) -> None:
+def test_properties_named_like_loader_columns_are_renamed(warehouse: Warehouse) -> None:
+    owned = {"userId": "spoof", "event": "x", "context": {"ip": "1.1.1.1"}, "uuid_ts": 1}
+    owned["timestamp"] = "2026-11-22T09:00:00+01:00"
     load(
         warehouse,
         [
-            track(
-                "Clash",
-                {"userId": "spoof", "event": "x", "context": {"ip": "1.1.1.1"}, "uuid_ts": 1},
-                messageId="c-1",
-            ),
+            track("Clash", owned, messageId="c-1"),
             track("Clash", {"planName": "a", "plan_name": "b"}, messageId="c-2"),
+            body("identify", traits={"id": "t-1", "userId": "spoof"}, messageId="c-3"),
         ],
     )
     reasons = {(r["column_name"], r["id"]): r["reason"] for r in rejected(warehouse)}
-    assert reasons == {
-        ("user_id", "c-1"): "reserved_column",
-        ("event", "c-1"): "reserved_column",
-        ("context_ip", "c-1"): "reserved_column",
-        ("uuid_ts", "c-1"): "reserved_column",
-        ("plan_name", "c-2"): "duplicate_column",
-    }
-    assert query(warehouse, "SELECT id, user_id, plan_name FROM clash ORDER BY id") == [
-        {"id": "c-1", "user_id": "user-1", "plan_name": None},
-        {"id": "c-2", "user_id": "user-1", "plan_name": "a"},
+    assert reasons == {("plan_name", "c-2"): "duplicate_column"}
+    assert query(
+        warehouse,
+        "SELECT id, user_id, event, properties_user_id, properties_event, properties_context_ip,"
+        " properties_uuid_ts, properties_timestamp, plan_name FROM clash ORDER BY id",
+    ) == [
+        {
+            "id": "c-1",
+            "user_id": "user-1",
+            "event": "clash",
+            "properties_user_id": "spoof",
+            "properties_event": "x",
+            "properties_context_ip": "1.1.1.1",
+            "properties_uuid_ts": 1,
+            "properties_timestamp": "2026-11-22T08:00:00Z",
+            "plan_name": None,
+        },
+        {
+            "id": "c-2",
+            "user_id": "user-1",
+            "event": "clash",
+            "properties_user_id": None,
+            "properties_event": None,
+            "properties_context_ip": None,
+            "properties_uuid_ts": None,
+            "properties_timestamp": None,
+            "plan_name": "a",
+        },
+    ]
+    # Traits: `identifies` owns every common column, `users` its id.
+    assert query(warehouse, "SELECT id, traits_id, traits_user_id FROM identifies") == [
+        {"id": "c-3", "traits_id": "t-1", "traits_user_id": "spoof"}
+    ]
+    assert query(warehouse, "SELECT id, traits_id, user_id FROM users") == [
+        {"id": "user-1", "traits_id": "t-1", "user_id": "spoof"}
     ]
 
 
@@ -323,3 +350,70 @@ def test_a_row_larger_than_duckdbs_default_json_object_loads(warehouse: Warehous
     rows = query(warehouse, "SELECT id, length(blob) AS size FROM big WHERE blob IS NOT NULL")
     assert rows == [{"id": "big-1", "size": len(blob)}]
     assert query(warehouse, "SELECT count(*) AS n FROM big") == [{"n": 2}]
+
+
+VALUES = "SELECT id, value, variation_id FROM feature_flag_evaluated ORDER BY id"
+
+
+def flag(key: str, value: Any, message_id: str, **extra: Any) -> dict[str, Any]:
+    properties = {"feature_flag_key": key, "value": value, "variation_id": None, **extra}
+    return track("Feature Flag Evaluated", properties, messageId=message_id)
+
+
+def test_flag_values_of_every_type_load_as_text(warehouse: Warehouse) -> None:
+    load(
+        warehouse,
+        [
+            flag("on", True, "f-1"),
+            flag("color", "green", "f-2"),
+            flag("seats", 3, "f-3"),
+            flag("ratio", 2.5, "f-4"),
+            flag("when", "2026-11-22T10:00:00+01:00", "f-5"),  # text, not a timestamp
+            flag("layout", {"columns": [1, 2], "dense": False}, "f-6"),
+            flag("empty", {}, "f-7"),
+            flag("list", ["a", 1], "f-8"),
+        ],
+    )
+    kinds = columns(warehouse, "feature_flag_evaluated")
+    assert (kinds["value"], kinds["variation_id"]) == ("varchar", "varchar")
+    assert not any(c.startswith("value_") for c in kinds)  # objects are not flattened
+    assert query(
+        warehouse, "SELECT id, value, variation_id FROM feature_flag_evaluated ORDER BY id"
+    ) == [
+        {"id": "f-1", "value": "true", "variation_id": None},
+        {"id": "f-2", "value": "green", "variation_id": None},
+        {"id": "f-3", "value": "3", "variation_id": None},
+        {"id": "f-4", "value": "2.5", "variation_id": None},
+        {"id": "f-5", "value": "2026-11-22T10:00:00+01:00", "variation_id": None},
+        {"id": "f-6", "value": '{"columns":[1,2],"dense":false}', "variation_id": None},
+        {"id": "f-7", "value": "{}", "variation_id": None},
+        {"id": "f-8", "value": '["a",1]', "variation_id": None},
+    ]
+    assert rejected(warehouse) == []
+
+
+def test_a_flag_table_made_before_gets_its_declared_columns(warehouse: Warehouse) -> None:
+    # As the loader made it before `value` was declared: typed by the first flag's value,
+    # and no `variation_id` (only nulls came).
+    made = {**fixed_columns("track"), "feature_flag_key": "varchar", "value": "boolean"}
+    types = duckdb.SQL_TYPES if warehouse.engine == "duckdb" else postgres.SQL_TYPES
+    ddl = ", ".join(f'"{c}" {types[t]}' for c, t in made.items())
+    if warehouse.engine == "postgres":  # its tables have a primary key, DuckDB's not
+        ddl += ', PRIMARY KEY ("id")'
+    table = f"{SCHEMA}.feature_flag_evaluated"
+    with warehouse.session() as session:
+        conn: Any = session.conn  # type: ignore[attr-defined]
+        conn.execute(f"CREATE SCHEMA {SCHEMA}")
+        conn.execute(f"CREATE TABLE {table} ({ddl})")
+        conn.execute(
+            f"INSERT INTO {table} (id, feature_flag_key, value) VALUES ('old', 'on', true)"
+        )
+    load(warehouse, [flag("color", "green", "new")])
+    kinds = columns(warehouse, "feature_flag_evaluated")
+    assert (kinds["value"], kinds["variation_id"]) == ("varchar", "varchar")
+    assert query(
+        warehouse, "SELECT id, value, variation_id FROM feature_flag_evaluated ORDER BY id"
+    ) == [
+        {"id": "new", "value": "green", "variation_id": None},
+        {"id": "old", "value": "true", "variation_id": None},
+    ]

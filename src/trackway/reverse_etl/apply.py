@@ -46,19 +46,21 @@ def apply_reverse_etl(
     known = {**config.models(store), **{m.name: m for m in models}}
     found: dict[str, list[str]] = {}
     for model in models:
-        found[model.name] = _columns(model, data_dir, found)
+        found[model.name] = _columns(model, data_dir, store, found)
     for sync in syncs:
         source = known.get(sync.model)
         if source is None:
             raise ConfigError(f"sync '{sync.name}': no model named '{sync.model}'")
-        Mapper(sync, source, _columns(source, data_dir, found))
+        Mapper(sync, source, _columns(source, data_dir, store, found))
     changes = _put(store, config.MODEL_KIND, models, dry_run)
     return changes + _put(store, config.SYNC_KIND, syncs, dry_run)
 
 
-def _columns(model: ModelSpec, data_dir: Path, found: dict[str, list[str]]) -> list[str]:
+def _columns(
+    model: ModelSpec, data_dir: Path, store: StateStore, found: dict[str, list[str]]
+) -> list[str]:
     if model.name not in found:
-        names = columns(model, data_dir)
+        names = columns(model, data_dir, store)
         if model.primary_key not in names:
             raise ConfigError(
                 f"model '{model.name}': the primary key '{model.primary_key}' is not a column"

@@ -90,8 +90,9 @@ def models_list(data_dir: Path, as_json: bool) -> None:
 @_friendly
 def models_preview(name: str, limit: int, data_dir: Path, as_json: bool) -> None:
     """Run a model's query and show its columns and first rows."""
-    model = config.get_model(_store(data_dir), name)
-    with run_query(model, data_dir, limit=limit) as result:
+    store = _store(data_dir)
+    model = config.get_model(store, name)
+    with run_query(model, data_dir, store, limit=limit) as result:
         rows = next(result.chunks(limit), [])
         columns = result.columns
     if as_json:

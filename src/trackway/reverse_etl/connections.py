@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from trackway.reverse_etl.config import ModelSpec, database_path
 from trackway.reverse_etl.errors import ModelError
+from trackway.storage.base import StateStore
 
 CHUNK_ROWS = 10_000
 
@@ -45,15 +46,22 @@ class Result:
 
 
 @contextlib.contextmanager
-def run_query(model: ModelSpec, data_dir: Path, limit: int | None = None) -> Iterator[Result]:
-    """Run the model's query (its first `limit` rows only, when given); closes on exit."""
+def run_query(
+    model: ModelSpec, data_dir: Path, store: StateStore, limit: int | None = None
+) -> Iterator[Result]:
+    """Run the model's query (its first `limit` rows only, when given); closes on exit.
+
+    On one of Trackway's warehouses, unqualified table names resolve as in `trackway
+    sql` (the sources' schemas first); other databases keep their own rules.
+    """
     query = model.query.strip().rstrip(";").strip()
     if limit is not None:
         # On lines of their own, so that a trailing `-- comment` comments out nothing.
         query = f"SELECT * FROM (\n{query}\n) AS trackway_model LIMIT {int(limit)}"
+    schemas = _search_path(model, data_dir, store)
     engine = model.connection.type
     if engine == "postgres":
-        with _postgres(model, query) as result:
+        with _postgres(model, query, schemas) as result:
             yield result
         return
     path = database_path(model.connection, data_dir)
@@ -63,12 +71,14 @@ def run_query(model: ModelSpec, data_dir: Path, limit: int | None = None) -> Ite
         import duckdb
 
         from trackway.warehouse.base import WarehouseUnavailable
-        from trackway.warehouse.duckdb import open_file
+        from trackway.warehouse.duckdb import open_file, resolve_in
 
         errors: tuple[type[BaseException], ...] = (duckdb.Error, WarehouseUnavailable)
         with _errors_of(model.name, errors, "duckdb"):
             # Trackway's own warehouse is locked while the loader writes a micro-batch.
             conn: Any = open_file(path, read_only=True)
+            if schemas is not None:
+                resolve_in(conn, schemas)
     else:
         errors = (sqlite3.Error,)
         with _errors_of(model.name, errors, "sqlite"):
@@ -82,15 +92,37 @@ def run_query(model: ModelSpec, data_dir: Path, limit: int | None = None) -> Ite
         conn.close()
 
 
-def columns(model: ModelSpec, data_dir: Path) -> list[str]:
+def columns(model: ModelSpec, data_dir: Path, store: StateStore) -> list[str]:
     """The column names of the model's result (runs the query for no rows)."""
-    with run_query(model, data_dir, limit=0) as result:
+    with run_query(model, data_dir, store, limit=0) as result:
         return result.columns
 
 
+def _search_path(model: ModelSpec, data_dir: Path, store: StateStore) -> list[str] | None:
+    """The sources' schemas when the model reads one of Trackway's warehouses (a DuckDB
+    file or a PostgreSQL URL a warehouse is declared with), else None."""
+    from trackway.warehouse import engines
+    from trackway.warehouse.config import warehouses
+
+    conn = model.connection
+    if conn.type == "sqlite":
+        return None
+    if conn.type == "postgres":
+        found = any(w.type == "postgres" and w.url == conn.url for w in warehouses(store))
+    else:
+        path = database_path(conn, data_dir).resolve()
+        found = any(
+            w.type == "duckdb" and w.duckdb_path(data_dir).resolve() == path
+            for w in warehouses(store)
+        )
+    return engines.search_path(store) if found else None
+
+
 @contextlib.contextmanager
-def _postgres(model: ModelSpec, query: str) -> Iterator[Result]:
+def _postgres(model: ModelSpec, query: str, schemas: list[str] | None) -> Iterator[Result]:
     import psycopg
+
+    from trackway.warehouse.postgres import resolve_in
 
     errors = (psycopg.Error,)
     with _errors_of(model.name, errors, "postgres"):
@@ -98,6 +130,8 @@ def _postgres(model: ModelSpec, query: str) -> Iterator[Result]:
     try:
         with _errors_of(model.name, errors, "postgres"):
             conn.read_only = True
+            if schemas is not None:
+                resolve_in(conn, schemas)
             # A named (server-side) cursor streams the rows instead of loading them all.
             cursor = conn.cursor(name="trackway_model")
         with cursor:

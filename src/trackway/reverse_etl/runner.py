@@ -154,7 +154,7 @@ class _Pass:
     def _stage(self, model: ModelSpec) -> None:
         runner = self.runner
         nulls = 0
-        with run_query(model, runner.data_dir) as result:
+        with run_query(model, runner.data_dir, runner.store) as result:
             mapper = Mapper(self.sync, model, result.columns)
             for rows in result.chunks():
                 if runner.stop.is_set():

@@ -27,7 +27,14 @@ from trackway.warehouse import naming
 from trackway.warehouse.duckdb import SQL_TYPES, spool_file, sql_text
 from trackway.warehouse.naming import quote
 from trackway.warehouse.plan import LoadPlan, Planner, TableLoad
-from trackway.warehouse.schema import COMMON_FIELDS, ColumnType, fixed_columns, timestamp
+from trackway.warehouse.schema import (
+    COMMON_FIELDS,
+    DECLARED,
+    ColumnType,
+    fixed_columns,
+    payload_column,
+    timestamp,
+)
 
 MIN_EVENTS = 1_000
 """The default `DirectPlanner.min_events`."""
@@ -55,10 +62,16 @@ class _Object:
     seen with: key → the column of its values, the keys of its nested object, or None
     when it came as both."""
 
-    __slots__ = ("keys", "prefix")
+    __slots__ = ("keys", "payload", "prefix", "whole")
 
-    def __init__(self, prefix: str) -> None:
+    def __init__(
+        self, prefix: str, payload: str | None = None, whole: frozenset[str] = frozenset()
+    ) -> None:
         self.prefix = prefix
+        self.payload = payload
+        """`properties` in an event's properties: names the loader owns are renamed."""
+        self.whole = whole
+        """Columns of keys whose objects the planner stores whole (`DECLARED`)."""
         self.keys: dict[str, _Object | str | None] = {}
         """Key → column, nested object, `_NULL` (only nulls so far) or None (both a value
         and an object)."""
@@ -73,15 +86,20 @@ class _Object:
                 continue
             if known is _NULL:
                 known = _NEW
-            if type(value) is dict:
+            if type(value) is dict and not (
+                self.whole and naming.join(self.prefix, key) in self.whole
+            ):
                 if known is _NEW:
-                    known = keys[key] = _Object(naming.join(self.prefix, key))
+                    known = keys[key] = _Object(naming.join(self.prefix, key), self.payload)
                 if isinstance(known, _Object) and depth < _MAX_DEPTH:
                     known.learn(value, depth + 1)
                 else:
                     keys[key] = None
             elif known is _NEW:
-                keys[key] = naming.join(self.prefix, key)
+                column = naming.join(self.prefix, key)
+                if self.payload is not None:
+                    column = payload_column(column, self.payload, _TRACK_COLUMNS)
+                keys[key] = column
             elif isinstance(known, _Object):
                 keys[key] = None
 
@@ -160,7 +178,8 @@ class DirectPlanner:
                 node.learn(context)
             node = self._properties.get((schema, name))
             if node is None:
-                node = self._properties[schema, name] = _Object("")
+                whole = frozenset(DECLARED.get(naming.event_table(name), ()))
+                node = self._properties[schema, name] = _Object("", "properties", whole)
             properties = body.get("properties")
             if type(properties) is dict:
                 node.learn(properties)

@@ -211,10 +211,7 @@ class DuckDBWarehouse:
         if not self.path.exists():
             raise WarehouseUnavailable(f"nothing has been loaded into {self.path} yet")
         with self._connect(read_only=True) as conn:
-            names = conn.execute("SELECT schema_name FROM duckdb_schemas()").fetchall()
-            schemas = {r[0] for r in names}
-            path = ",".join(quote(s) for s in [*search_path, "main"] if s in schemas)
-            conn.execute(f"SET search_path = '{path}'")
+            resolve_in(conn, search_path)
             timer = threading.Timer(timeout_s, conn.interrupt)
             timer.start()
             try:
@@ -231,6 +228,15 @@ class DuckDBWarehouse:
 
     def close(self) -> None:
         """Nothing stays open between sessions and queries."""
+
+
+def resolve_in(conn: duckdb.DuckDBPyConnection, search_path: list[str]) -> None:
+    """Make unqualified table names resolve in `search_path` (the schemas of it that
+    exist, in order), then in `main`: `trackway sql` and models see the sources' tables."""
+    names = conn.execute("SELECT schema_name FROM duckdb_schemas()").fetchall()
+    schemas = {r[0] for r in names}
+    path = ",".join(quote(s) for s in [*search_path, "main"] if s in schemas)
+    conn.execute(f"SET search_path = {sql_text(path)}")
 
 
 class DuckDBSession:
@@ -330,8 +336,9 @@ class DuckDBSession:
         for column in table.added:
             sql_type = SQL_TYPES[table.columns[column]]
             self.conn.execute(f"ALTER TABLE {target} ADD COLUMN {quote(column)} {sql_type}")
-        for column in table.widened:
-            self.conn.execute(f"ALTER TABLE {target} ALTER COLUMN {quote(column)} TYPE DOUBLE")
+        for column in table.widened + table.altered:
+            sql_type = SQL_TYPES[table.columns[column]]
+            self.conn.execute(f"ALTER TABLE {target} ALTER COLUMN {quote(column)} TYPE {sql_type}")
 
     def _stored_ids(self, target: str, ids: list[str]) -> list[str]:
         self.conn.register(_BATCH_VIEW, {"id": _objects(ids)})

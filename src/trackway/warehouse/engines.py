@@ -24,6 +24,13 @@ def sources(store: StateStore) -> list[tuple[int, str]]:
     return [(s.id, s.name) for s in store.list_sources()]
 
 
+def search_path(store: StateStore) -> list[str]:
+    """Where unqualified table names resolve: the sources' schemas, oldest source first
+    (so `SELECT * FROM tracks` works with one source)."""
+    schemas = source_schemas(sources(store))
+    return [schemas[i] for i in sorted(schemas)]
+
+
 def query(
     spec: WarehouseSpec,
     data_dir: Path,
@@ -32,11 +39,9 @@ def query(
     max_rows: int,
     timeout_s: float,
 ) -> QueryResult:
-    """Run one read-only statement; unqualified table names resolve in the sources'
-    schemas, oldest source first (so `SELECT * FROM tracks` works with one source)."""
-    schemas = source_schemas(sources(store))
+    """Run one read-only statement; unqualified table names resolve by `search_path`."""
     warehouse = open_warehouse(spec, data_dir)
     try:
-        return warehouse.query(sql, max_rows, timeout_s, [schemas[i] for i in sorted(schemas)])
+        return warehouse.query(sql, max_rows, timeout_s, search_path(store))
     finally:
         warehouse.close()

@@ -13,6 +13,7 @@ from trackway.storage.records import LogEvent
 from trackway.warehouse import naming
 from trackway.warehouse.schema import (
     COMMON_FIELDS,
+    DECLARED,
     EXTRA,
     MISFIT,
     PAYLOAD,
@@ -23,6 +24,7 @@ from trackway.warehouse.schema import (
     fixed_columns,
     flatten,
     kind,
+    payload_column,
     widens,
 )
 
@@ -32,12 +34,14 @@ Catalog = dict[tuple[str, str], dict[str, ColumnType]]
 # Why a value is in `_rejected_values`.
 TYPE_MISMATCH = "type_mismatch"
 COLUMN_LIMIT = "column_limit"
-RESERVED_COLUMN = "reserved_column"
 DUPLICATE_COLUMN = "duplicate_column"
 
 # Column types whose values are stored as they come, by the Python type they take.
 _SAME: dict[ColumnType, type] = {"varchar": str, "float": float, "boolean": bool}
 _CONTEXT = "context_"
+# The declared columns of each table: objects in them are stored whole, as JSON text.
+_WHOLE = {table: frozenset(columns) for table, columns in DECLARED.items()}
+_NONE: frozenset[str] = frozenset()
 
 
 class RejectedValue(NamedTuple):
@@ -66,8 +70,13 @@ class TableLoad:
     """`users`: a new row's missing values keep the stored ones (traits merge)."""
     event_table: bool = False
     """A track event's own table: its ids are a subset of `tracks`' ids."""
+    payload: str = "properties"
+    """Where the rows' own columns come from: `properties` or `traits`."""
     added: list[str] = field(default_factory=list)
     widened: list[str] = field(default_factory=list)
+    """Integer columns that become float columns."""
+    altered: list[str] = field(default_factory=list)
+    """Columns that become varchar columns (of `DECLARED`, in a table made before)."""
     rows: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Rows by `id`: a second event with the same id in one batch replaces (or, for
     `users`, merges into) the first."""
@@ -190,15 +199,16 @@ class Planner:
                 base[column] = body[key]
         context = flatten(body.get("context") or {}, "context")
         payload_key = PAYLOAD.get(call)
-        payload = flatten(body.get(payload_key) or {}) if payload_key else []
         if call == "track":
             table = self._event_tables.get(base["event"])
             if table is None:
                 table = self._event_tables[base["event"]] = naming.event_table(base["event"])
             base["event"] = table
+            payload = flatten(body.get("properties") or {}, "", _WHOLE.get(table, _NONE))
             self._row(schema, "tracks", call, base, context, [])
             self._row(schema, table, call, base, context, payload)
             return
+        payload = flatten(body.get(payload_key) or {}) if payload_key else []
         self._row(schema, TABLES[call], call, base, context, payload)
         if call == "identify" and "user_id" in base:
             user = {"id": base["user_id"], "received_at": base["received_at"], "uuid_ts": loaded_at}
@@ -208,13 +218,18 @@ class Planner:
         load = self._tables.get((schema, name))
         if load is None:
             fixed = dict(USERS) if call == "users" else fixed_columns(call)
+            event_table = call == "track" and name != "tracks"
+            declared = DECLARED.get(name, {}) if event_table else {}
             columns = self.catalog.get((schema, name))
             created = columns is None
             if columns is None:
-                columns = self.catalog[schema, name] = dict(fixed)
+                columns = self.catalog[schema, name] = {**fixed, **declared}
             load = TableLoad(schema, name, fixed, columns, created)
             load.merge = call == "users"
-            load.event_table = call == "track" and name != "tracks"
+            load.event_table = event_table
+            load.payload = PAYLOAD.get(call, "")  # aliases have none
+            for column, type_ in declared.items():
+                _declare(load, column, type_)
             for column, type_ in columns.items():
                 if column not in fixed:
                     _take_as_is(load, column, type_)
@@ -245,10 +260,10 @@ class Planner:
         for column, value in payload:
             if as_is.get(column) is type(value) and column not in row:
                 row[column] = value
-            elif column in fixed or column.startswith(_CONTEXT):
-                # A payload value whose column the loader owns is rejected, not dropped.
-                self._reject(table, row, column, value, RESERVED_COLUMN, received_at)
             else:
+                # A name the loader owns (`userId`, `timestamp`, `context.ip`...) is
+                # renamed: Segment drops such values, Trackway loads them.
+                column = payload_column(column, table.payload, fixed)
                 self._set(table, row, column, value, received_at)
         stored = table.rows.get(row["id"])
         if stored is not None and table.merge:
@@ -300,6 +315,16 @@ class Planner:
             reason,
             received_at,
         )
+
+
+def _declare(table: TableLoad, column: str, type_: ColumnType) -> None:
+    """Give an existing table a declared column it lacks, or the declared type (only
+    ever varchar, which takes any stored value) it does not have yet."""
+    stored = table.columns.get(column)
+    if stored == type_:
+        return
+    table.columns[column] = type_
+    (table.added if stored is None else table.altered).append(column)
 
 
 def _take_as_is(table: TableLoad, column: str, type_: ColumnType) -> None:

@@ -153,8 +153,7 @@ class PostgresWarehouse:
             try:
                 with conn.transaction(force_rollback=True):
                     conn.execute(f"SET LOCAL statement_timeout = {int(timeout_s * 1000)}")
-                    path = sql.SQL(", ").join(sql.Identifier(s) for s in [*search_path, _SCHEMA])
-                    conn.execute(sql.SQL("SET LOCAL search_path TO {}").format(path))
+                    resolve_in(conn, search_path)
                     # Binary results use the extended protocol, which takes exactly one
                     # statement: "COMMIT; DROP ..." cannot escape the read-only transaction.
                     cursor = conn.execute(sql_text, binary=True)
@@ -171,6 +170,13 @@ class PostgresWarehouse:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
+
+
+def resolve_in(conn: psycopg.Connection[Any], search_path: list[str]) -> None:
+    """Make unqualified table names resolve in `search_path`, then in `public`, until
+    the transaction ends: `trackway sql` and models see the sources' tables."""
+    path = sql.SQL(", ").join(sql.Identifier(s) for s in [*search_path, _SCHEMA])
+    conn.execute(sql.SQL("SET LOCAL search_path TO {}").format(path))
 
 
 class PostgresSession:
@@ -246,10 +252,10 @@ class PostgresSession:
                     target, sql.Identifier(column), sql.SQL(SQL_TYPES[table.columns[column]])
                 )
             )
-        for column in table.widened:
+        for column in table.widened + table.altered:
             self.conn.execute(
-                sql.SQL("ALTER TABLE {} ALTER COLUMN {} TYPE double precision").format(
-                    target, sql.Identifier(column)
+                sql.SQL("ALTER TABLE {} ALTER COLUMN {} TYPE {}").format(
+                    target, sql.Identifier(column), sql.SQL(SQL_TYPES[table.columns[column]])
                 )
             )
 

@@ -141,16 +141,42 @@ USERS: tuple[tuple[str, ColumnType], ...] = (
 )
 """The fixed columns of `users`: one row per user_id, traits merged in (newest wins)."""
 
-# Where a call type's own data (unprefixed columns) comes from.
+# Where a call type's own data (unprefixed columns) comes from (`users`: identify's).
 PAYLOAD = {"track": "properties", "page": "properties", "screen": "properties"}
-PAYLOAD.update(identify="traits", group="traits")
+PAYLOAD.update(identify="traits", group="traits", users="traits")
+
+_CONTEXT = "context_"
+
+DECLARED: dict[str, dict[str, ColumnType]] = {
+    # Flags of every type share the event's table, so the first flag's value must not
+    # type the column: as text it takes them all (numbers and booleans as their JSON
+    # text, like any varchar column). The variation id is null for flags without
+    # variation ids: the column exists anyway, so queries on it never fail.
+    # (`Feature Flag Evaluated` and `featureFlagEvaluated` both name this table.)
+    "feature_flag_evaluated": {"value": "varchar", "variation_id": "varchar"},
+}
+"""Columns an event's table is created with (or given) whatever its events bring, by
+table name. Unlike fixed columns they are filled from the properties, and an object
+value in one is stored as JSON text instead of being flattened."""
 
 
 def fixed_columns(call: str) -> dict[str, ColumnType]:
-    """The columns a table of this call type is created with."""
+    """The columns of a table of this call type that the loader fills itself."""
     columns = dict(COMMON)
     columns.update((name, type_) for name, _field, type_ in EXTRA[call])
     return columns
+
+
+def payload_column(column: str, payload: str, fixed: dict[str, ColumnType]) -> str:
+    """The column of a property or trait whose flattened name is `column`.
+
+    A name the loader owns (a fixed column of the table, or any `context_*`) gets the
+    payload's own name in front, as if the payload were flattened like `context`:
+    `properties.timestamp` → `properties_timestamp`, `traits.id` → `traits_id`.
+    """
+    if column in fixed or column.startswith(_CONTEXT):
+        return naming.join(payload, column)
+    return column
 
 
 # -- flattening -------------------------------------------------------------------------
@@ -178,12 +204,23 @@ def _name(prefix: str, key: str, names: dict[str, str]) -> str:
     return name
 
 
-def flatten(obj: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+def flatten(
+    obj: dict[str, Any], prefix: str = "", whole: frozenset[str] = frozenset()
+) -> list[tuple[str, Any]]:
     """Leaf values of a JSON object as (column, value), nested objects joined with `_`.
 
     Nulls and empty objects give no column; lists stay values (stored as JSON text).
+    An object directly in `obj` whose column is in `whole` stays a value (JSON text).
     """
     out: list[tuple[str, Any]] = []
+    if whole:
+        kept = {}
+        for key, value in obj.items():
+            if type(value) is dict and (column := naming.join(prefix, key)) in whole:
+                kept[key] = column
+                out.append((column, value))
+        if kept:
+            obj = {key: value for key, value in obj.items() if key not in kept}
     # Iterative, so that the deepest object ingest accepts cannot overflow the stack;
     # each level looks its names up in its prefix's cache, fetched once per object.
     stack = [(prefix, _names_of(prefix), iter(obj.items()))]
