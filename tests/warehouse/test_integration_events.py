@@ -11,11 +11,11 @@ from typing import Any
 import httpx
 import pytest
 from segment.analytics import Client
+from trackway_flags.flag_events import Evaluation, FlagEventSender
 
 from tests.integrations.test_configcat_webhook import body, signed
 from tests.support import Server, cli, start_server, until
 from trackway import codec
-from trackway.integrations.flag_events import Evaluation, FlagEventSender
 
 KEY = "signing-key-0123456789"
 WAREHOUSES = ("default", "analytics")  # DuckDB, PostgreSQL
