@@ -85,6 +85,10 @@ class Workspace:
         self.store.close()
 
 
+BATCHED = [{"name": "all", "action": "send", "if": "all", "batch": True}]
+"""Subscriptions of a webhook that sends every event in batches (opt-in)."""
+
+
 def webhook(name: str, url: str, **extra: Any) -> dict[str, Any]:
     """A webhook destination sending every event to `url` (loopback allowed)."""
     delivery = {"allow_private_addresses": True, **extra.pop("delivery", {})}

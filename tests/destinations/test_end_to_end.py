@@ -21,7 +21,7 @@ from trackway import codec
 SECRET = "hook-secret-" + os.urandom(4).hex()
 
 
-def workspace_file(path: Path, url: str, extra: str = "") -> Path:
+def workspace_file(path: Path, url: str, extra: str = "", batch: bool = False) -> Path:
     path.write_text(
         f"""
 destinations:
@@ -34,6 +34,7 @@ destinations:
       - name: tracks
         action: send
         if: type = "track" and event != "Ignored"
+        batch: {str(batch).lower()}
     delivery:
       allow_private_addresses: true
       batch_size: 50
@@ -132,9 +133,11 @@ def test_sdk_events_reach_a_declared_webhook(
         ).json()
         (action,) = tested["actions"]
         assert action["status"] == "delivered" and action["response"]["status"] == 200
-        assert codec.loads(sink.requests[-1].body) == [
-            {"type": "track", "event": "Tested", "messageId": "t-1"}
-        ]
+        assert codec.loads(sink.requests[-1].body) == {
+            "type": "track",
+            "event": "Tested",
+            "messageId": "t-1",
+        }
         nothing = api.post(
             "/api/v1/destinations/hook/test",
             json={"event": {"type": "identify", "userId": "u"}, "dry_run": True},
@@ -221,7 +224,7 @@ def test_kill_9_while_delivering_loses_no_acknowledged_event(
     tmp_path: Path, sink: FakeServer
 ) -> None:
     server = start_server(tmp_path / "data")
-    apply(server, workspace_file(tmp_path / "workspace.yaml", sink.url))
+    apply(server, workspace_file(tmp_path / "workspace.yaml", sink.url, batch=True))
     assert until(lambda: _worker_started(server), True)
     acknowledged: list[str] = []
     stop = threading.Event()

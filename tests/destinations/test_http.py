@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from tests.destinations.fake_server import CLOSE, HANG, FakeServer, Reply
+from trackway import __version__
 from trackway.destinations.http import HttpTransport, address_refusal
 from trackway.destinations.transport import Request, TransportError
 
@@ -55,6 +56,16 @@ def test_a_request_and_its_response(fake: FakeServer, transport: HttpTransport) 
     assert seen.headers["x-custom"] == "yes"
     assert seen.headers["host"] == f"127.0.0.1:{fake.port}"
     assert seen.headers["content-length"] == "7"
+
+
+def test_every_request_names_trackway_unless_it_names_itself(
+    fake: FakeServer, transport: HttpTransport
+) -> None:
+    transport.send(Request("POST", f"{fake.url}/a", {}, b"{}"))
+    transport.send(Request("POST", f"{fake.url}/b", {"User-Agent": "shop/2"}, b"{}"))
+    first, second = fake.requests
+    assert first.headers["user-agent"] == f"Trackway/{__version__}"
+    assert [v for k, v in second.raw_headers if k.lower() == "user-agent"] == ["shop/2"]
 
 
 def test_an_ipv6_address(transport: HttpTransport) -> None:

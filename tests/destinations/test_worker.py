@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from tests.destinations.fake_server import CLOSE, HANG, FakeServer, Reply
-from tests.destinations.support import Workspace, received_ids, track, webhook
+from tests.destinations.support import BATCHED, Workspace, received_ids, track, webhook
 from tests.support import until
+from trackway import __version__
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -27,8 +28,25 @@ def sink() -> Iterator[FakeServer]:
         yield server
 
 
+def test_a_webhook_sends_one_event_per_request_by_default(
+    workspace: Workspace, sink: FakeServer
+) -> None:
+    """As Segment's Webhook (Actions): a receiver gets one JSON object per request."""
+    workspace.apply(webhook("hook", sink.url))
+    workspace.start()
+    events = [track() for _ in range(5)]
+    workspace.send(*events)
+    assert until(lambda: len(sink.requests), 5) == 5
+    bodies = [json.loads(request.body) for request in sink.requests]
+    assert all(isinstance(body, dict) for body in bodies)
+    assert sorted(b["messageId"] for b in bodies) == sorted(e["messageId"] for e in events)
+    assert {request.headers["user-agent"] for request in sink.requests} == {
+        f"Trackway/{__version__}"
+    }
+
+
 def test_events_are_delivered_in_batches(workspace: Workspace, sink: FakeServer) -> None:
-    workspace.apply(webhook("hook", sink.url, delivery={"batch_size": 100}))
+    workspace.apply(webhook("hook", sink.url, subscriptions=BATCHED, delivery={"batch_size": 100}))
     workspace.start()
     events = [track() for _ in range(250)]
     for start in range(0, 250, 50):
@@ -239,7 +257,7 @@ def test_the_insert_function_changes_drops_splits_and_fails_events(
     workspace.send(changed, dropped, boom, split)
     wanted = sorted([changed["messageId"], split["messageId"] + "-0", split["messageId"] + "-1"])
     assert until(lambda: sorted(received_ids(sink.requests)), wanted) == wanted
-    bodies = [e for r in sink.requests for e in json.loads(r.body)]
+    bodies = [json.loads(r.body) for r in sink.requests]
     assert next(e for e in bodies if e["messageId"] == changed["messageId"])["properties"] == {
         "total": 10,
         "tag": "from-settings",

@@ -96,6 +96,8 @@ class Action:
     batch_keys: tuple[str, ...] = ()
     """Fields whose values must be equal within one batch (a webhook's url and method):
     payloads are grouped by them before batching."""
+    batch_by_default: bool = True
+    """Whether a subscription that does not say `batch:` uses `perform_batch`."""
     max_batch_bytes: int | None = None
     """A cap on a batch's payload bytes lower than the delivery's `batch_bytes` (the
     receiving API's own request limit)."""

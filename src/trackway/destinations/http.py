@@ -22,6 +22,7 @@ import httpcore
 import httpx
 
 from trackway.destinations.transport import Request, Response, TransportError
+from trackway.outbound import USER_AGENT
 
 MAX_RESPONSE_BYTES = 1024 * 1024
 """The most of a response body kept (for error samples); the rest is not read."""
@@ -29,6 +30,7 @@ MAX_RESPONSE_BYTES = 1024 * 1024
 _SCHEMES = frozenset({"http", "https"})
 _NO_BODY = frozenset({"GET", "HEAD", "DELETE", "OPTIONS"})
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+_USER_AGENT = USER_AGENT.encode("ascii")
 _KEEPALIVE_S = 5.0  # idle connections older than this are closed, not reused (as httpx)
 
 
@@ -36,7 +38,8 @@ class HttpTransport:
     """Sends requests over one keep-alive pool; safe to call from several threads.
 
     Targets resolving to a non-public address are refused (TransportError "blocked")
-    unless `allow_private`. Redirects are not followed; proxy environment variables are
+    unless `allow_private`. Every request carries `User-Agent: Trackway/<version>`
+    unless it sets its own. Redirects are not followed; proxy environment variables are
     ignored.
     """
 
@@ -54,9 +57,12 @@ class HttpTransport:
     def send(self, request: Request) -> Response:
         url, netloc, host = _target(request.url)
         headers = _encode_headers(request.headers, host)
-        if not any(name.lower() == b"host" for name, _ in headers):
+        names = {name.lower() for name, _ in headers}
+        if b"host" not in names:
             # httpcore would write an IPv6 host without its brackets
             headers.insert(0, (b"Host", netloc))
+        if b"user-agent" not in names:  # a mapping's own User-Agent wins
+            headers.append((b"User-Agent", _USER_AGENT))
         body = None if not request.body and request.method in _NO_BODY else request.body
         started = time.perf_counter()
         try:

@@ -199,7 +199,7 @@ def _subscription(
     action_name: str,
     condition: str,
     mapping: dict[str, Any] | None,
-    batch: bool,
+    batch: bool | None,
 ) -> Subscription:
     action = definition.action(action_name)
     return Subscription(
@@ -207,7 +207,7 @@ def _subscription(
         action,
         compile_condition(condition),
         compile_mapping(mapping if mapping is not None else action.default_mapping()),
-        batch,
+        action.batch_by_default if batch is None else batch,
     )
 
 

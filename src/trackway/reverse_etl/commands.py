@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-import httpx
 import msgspec
 from rich.console import Console
 from rich.progress import (
@@ -25,6 +24,7 @@ from rich.table import Table
 from trackway import codec
 from trackway.cli_options import data_dir_option, friendly, json_option, storage_settings
 from trackway.client.send import DEFAULT_DATA_PLANE
+from trackway.outbound import outbound_client
 from trackway.reverse_etl import config
 from trackway.reverse_etl.connections import run_query
 from trackway.reverse_etl.errors import ReverseEtlError
@@ -195,7 +195,7 @@ def syncs_run(name: str, full_resync: bool, data_plane: str, data_dir: Path, as_
     console = Console(stderr=True)
     with (
         _sync_store(data_dir) as state,
-        httpx.Client() as client,
+        outbound_client() as client,
         Progress(
             TextColumn(f"sync '{name}'"),
             BarColumn(),

@@ -16,8 +16,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-import httpx
-
+from trackway.outbound import outbound_client
 from trackway.reverse_etl import config
 from trackway.reverse_etl.cron import parse_cron
 from trackway.reverse_etl.errors import ReverseEtlError
@@ -123,7 +122,7 @@ class SchedulerThread(threading.Thread):
     def run(self) -> None:
         syncs = open_sync_store(self.settings)
         try:
-            with httpx.Client() as client:
+            with outbound_client() as client:
                 runner = Runner(
                     self.data_dir,
                     self.store,
