@@ -174,7 +174,10 @@ def test_private_addresses_are_refused_unless_allowed(
     workspace.send(track())
     store = deliveries.delivery_store
     assert until(lambda: store.dead_letter_count("hook"), 1) == 1
-    assert store.dead_letters("hook", 1)[0].error.startswith("blocked")
+    assert store.dead_letters("hook", 1)[0].error == (
+        "blocked: 127.0.0.1 is a loopback address;"
+        " set delivery.allow_private_addresses: true on destination 'hook' to allow it"
+    )
     assert sink.requests == []
 
 

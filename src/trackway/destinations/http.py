@@ -37,21 +37,25 @@ _KEEPALIVE_S = 5.0  # idle connections older than this are closed, not reused (a
 class HttpTransport:
     """Sends requests over one keep-alive pool; safe to call from several threads.
 
-    Targets resolving to a non-public address are refused (TransportError "blocked")
-    unless `allow_private`. Every request carries `User-Agent: Trackway/<version>`
-    unless it sets its own. Redirects are not followed; proxy environment variables are
-    ignored.
+    Targets resolving to a non-public address are refused (TransportError "blocked",
+    naming the setting that allows them on `destination`) unless `allow_private`. Every
+    request carries `User-Agent: Trackway/<version>` unless it sets its own. Redirects
+    are not followed; proxy environment variables are ignored.
     """
 
     def __init__(
-        self, timeout_s: float = 10.0, allow_private: bool = False, max_connections: int = 16
+        self,
+        timeout_s: float = 10.0,
+        allow_private: bool = False,
+        max_connections: int = 16,
+        destination: str | None = None,
     ) -> None:
         self.timeout_s = timeout_s
         self._timeouts = {"connect": timeout_s, "read": timeout_s, "write": timeout_s}
         self._pool = httpcore.ConnectionPool(
             max_connections=max_connections,
             keepalive_expiry=_KEEPALIVE_S,
-            network_backend=_GuardedBackend(allow_private),
+            network_backend=_GuardedBackend(allow_private, destination),
         )
 
     def send(self, request: Request) -> Response:
@@ -130,8 +134,10 @@ class _Refused(Exception):
 class _GuardedBackend(httpcore.SyncBackend):
     """Opens TCP connections only to addresses the guard accepted."""
 
-    def __init__(self, allow_private: bool) -> None:
+    def __init__(self, allow_private: bool, destination: str | None) -> None:
         self._allow_private = allow_private
+        where = f" on destination '{destination}'" if destination else ""
+        self._remedy = f"set delivery.allow_private_addresses: true{where} to allow it"
 
     def connect_tcp(
         self,
@@ -147,10 +153,7 @@ class _GuardedBackend(httpcore.SyncBackend):
                 kind = address_refusal(address)
                 if kind is not None:
                     shown = host if host == address else f"{host} ({address})"
-                    raise _Refused(
-                        f"refused to connect to {shown}: a {kind} address (reachable only"
-                        " when the destination allows private addresses)"
-                    )
+                    raise _Refused(f"{shown} is a {kind} address; {self._remedy}")
         failure: httpcore.ConnectError | None = None
         for address in addresses:  # the checked addresses, never the name again
             try:

@@ -58,6 +58,7 @@ def http_transport(destination: Destination) -> Transport:
         timeout_s=destination.timeout_s,
         allow_private=delivery.allow_private_addresses,
         max_connections=delivery.concurrency,
+        destination=destination.name,
     )
 
 
