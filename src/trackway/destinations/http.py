@@ -127,6 +127,24 @@ def address_refusal(address: str) -> str | None:
     return None
 
 
+def host_refusal(host: str) -> str | None:
+    """Why the guard would refuse `host` ("localhost (127.0.0.1) is a loopback
+    address"), or None; None too when it does not resolve (now)."""
+    try:
+        return _refusal(host, _resolve(host, 0))
+    except httpcore.ConnectError:
+        return None
+
+
+def _refusal(host: str, addresses: list[str]) -> str | None:
+    for address in addresses:
+        kind = address_refusal(address)
+        if kind is not None:
+            shown = host if host == address else f"{host} ({address})"
+            return f"{shown} is a {kind} address"
+    return None
+
+
 class _Refused(Exception):
     """The guard refused an address (raised inside the pool, turned into "blocked")."""
 
@@ -148,12 +166,9 @@ class _GuardedBackend(httpcore.SyncBackend):
         socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
     ) -> httpcore.NetworkStream:
         addresses = _resolve(host, port)
-        if not self._allow_private:
-            for address in addresses:
-                kind = address_refusal(address)
-                if kind is not None:
-                    shown = host if host == address else f"{host} ({address})"
-                    raise _Refused(f"{shown} is a {kind} address; {self._remedy}")
+        refusal = None if self._allow_private else _refusal(host, addresses)
+        if refusal is not None:
+            raise _Refused(f"{refusal}; {self._remedy}")
         failure: httpcore.ConnectError | None = None
         for address in addresses:  # the checked addresses, never the name again
             try:

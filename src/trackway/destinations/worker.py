@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
+from trackway.console import ConsoleLines
 from trackway.destinations import alerts, config
 from trackway.destinations.config import DestinationSpec
 from trackway.destinations.delivery import Delivery, Functions, Job
@@ -51,6 +52,23 @@ _UNBATCHED_PER_SLOT = 16
 _WINDOW_MAX = 4_000
 
 
+def console_summary(outcome: Outcome) -> str:
+    """What went wrong in an outcome, for the console ("" when nothing did): how many
+    events were blocked, dead-lettered and will be retried, each with its first error."""
+    blocked = [d.error for d in outcome.dead if d.error.startswith("blocked:")]
+    dead = [d.error for d in outcome.dead if not d.error.startswith("blocked:")]
+    parts = [
+        f"{len(errors)} {what} ({errors[0]})"
+        for what, errors in (
+            ("blocked", blocked),
+            ("dead-lettered", dead),
+            ("retrying", [p.error for p in outcome.retry]),
+        )
+        if errors
+    ]
+    return "; ".join(parts)
+
+
 def http_transport(destination: Destination) -> Transport:
     """The real transport for a destination, from its delivery options."""
     delivery = destination.spec.delivery
@@ -74,9 +92,11 @@ class DestinationWorker:
         functions: Functions | None,
         leased: Callable[[], bool] = lambda: True,
         metrics: DeliveryMetrics | None = None,
+        console: ConsoleLines | None = None,
     ) -> None:
         self.destination = destination
         self.metrics = metrics
+        self.console = console or ConsoleLines(logger)
         self.leased = leased
         """Whether this process still holds the destination's lease: checked before
         each window, so a worker never starts one after losing it."""
@@ -163,6 +183,7 @@ class DestinationWorker:
         moved = Cursor(events[-1].position, cursor.generation)
         recorded = self.store.record(self.destination.name, outcome, moved)
         self._count(outcome)
+        self._tell(outcome)
         if recorded:
             return moved, len(events)
         # moved by hand (replay) meanwhile: continue from there
@@ -191,11 +212,21 @@ class DestinationWorker:
             self.delivery.run(jobs, outcome)
         self.store.record(self.destination.name, outcome, None)
         self._count(outcome)
+        self._tell(outcome)
         return True
 
     def _count(self, outcome: Outcome) -> None:
         if self.metrics is not None:
             self.metrics.add(self.destination.name, outcome)
+
+    def _tell(self, outcome: Outcome) -> None:
+        """One console line (rate-limited) when events were blocked, dead-lettered or
+        put back for a retry."""
+        summary = console_summary(outcome)
+        if summary:
+            self.console.line(
+                self.destination.name, f"destination '{self.destination.name}': {summary}"
+            )
 
     def _down_wait(self) -> float:
         failures = self.delivery.failures_in_row
@@ -242,6 +273,8 @@ class Deliveries:
             lambda: self.log.last_seqs()["accepted"],
         )
         self.leases = LeaseHolder(leases, self._lost)
+        self.console = ConsoleLines(logger)
+        """Shared by the workers, so a restarted worker keeps its destination's limit."""
         self.running: dict[str, tuple[DestinationSpec, DestinationWorker]] = {}
         self._failed: dict[str, DestinationSpec] = {}
         self._stopped = threading.Event()
@@ -284,6 +317,7 @@ class Deliveries:
                 self._function_pool() if spec.function else None,
                 leased=functools.partial(self.leases.holds, key),
                 metrics=self.metrics,
+                console=self.console,
             )
             worker.start()
             self.running[name] = (spec, worker)
