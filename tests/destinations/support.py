@@ -58,12 +58,15 @@ class Workspace:
             base_dir=self.data_dir,
         )
 
-    def send(self, *events: dict[str, Any], source_id: int = 1) -> None:
-        """Append events to the log as one request."""
+    def send(
+        self, *events: dict[str, Any], source_id: int = 1, received_at_ms: int | None = None
+    ) -> None:
+        """Append events to the log as one request (received now, or at `received_at_ms`)."""
         accepted = [
             AcceptedEvent(e["messageId"], message_hash(source_id, e["messageId"])) for e in events
         ]
-        batch = IngestBatch(source_id, int(time.time() * 1000), accepted, codec.dumps(list(events)))
+        received = int(time.time() * 1000) if received_at_ms is None else received_at_ms
+        batch = IngestBatch(source_id, received, accepted, codec.dumps(list(events)))
         asyncio.run(self.log.append(batch))
 
     def start(self) -> Deliveries:

@@ -219,10 +219,23 @@ def test_replay_delivers_the_log_again(workspace: Workspace, sink: FakeServer) -
     events = [track() for _ in range(5)]
     workspace.send(*events)
     assert until(lambda: workspace.counts("hook").delivered, 5) == 5
-    deliveries.delivery_store.move_cursor("hook", 0)
+    deliveries.delivery_store.move_cursor("hook", 0, int(time.time() * 1000))
     assert until(lambda: workspace.counts("hook").delivered, 10) == 10
     ids = received_ids(sink.requests)
     assert sorted(ids) == sorted([e["messageId"] for e in events] * 2)
+
+
+def test_a_replay_of_old_events_counts_latency_from_the_replay(
+    workspace: Workspace, sink: FakeServer
+) -> None:
+    two_hours_ago = int(time.time() * 1000) - 2 * 3600 * 1000
+    workspace.send(*[track() for _ in range(20)], received_at_ms=two_hours_ago)
+    workspace.apply(webhook("hook", sink.url))  # starts after them
+    deliveries = workspace.start()
+    deliveries.delivery_store.move_cursor("hook", 0, int(time.time() * 1000))
+    assert until(lambda: workspace.counts("hook").delivered, 20) == 20
+    p95 = workspace.counts("hook").percentile(0.95)
+    assert p95 is not None and p95 <= 5_000, p95  # not two hours
 
 
 FUNCTION = """

@@ -49,6 +49,8 @@ class Job:
     """After the destination's filters, before its insert function."""
     position: int
     received_at_ms: int
+    counted_from_ms: int
+    """Where its latency counts from: its arrival, or the replay that sent it again."""
     pending: Pending | None = None
 
 
@@ -223,7 +225,7 @@ class Delivery:
             pending = job.pending
             if result.verdict == "delivered":
                 counts.delivered += 1
-                counts.observe(result.delivered_ms - job.received_at_ms)
+                counts.observe(result.delivered_ms - job.counted_from_ms)
             elif result.verdict == "retry":
                 attempts_made = (pending.attempts if pending else 0) + 1
                 first_failed = pending.first_failed_ms if pending else now_ms

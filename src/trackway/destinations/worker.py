@@ -15,6 +15,7 @@ before the lease can be taken, and the process taking over starts from the store
 cursor, so only the window that was in flight can be delivered twice.
 """
 
+import dataclasses
 import functools
 import logging
 import threading
@@ -144,7 +145,7 @@ class DestinationWorker:
         cursor = self.store.cursor(spec.name, start)
         while not self._stop.is_set() and self.leased():
             try:
-                if self._retry_due():
+                if self._retry_due(cursor):
                     continue
                 wait = self._down_wait()
                 if wait and self._stop.wait(wait):
@@ -174,13 +175,14 @@ class DestinationWorker:
                 counts = outcome.count("")
                 setattr(counts, routed.reason, getattr(counts, routed.reason) + 1)
                 continue
+            since = max(logged.received_at_ms, cursor.replayed_at_ms)
             jobs.extend(
-                Job(sub, routed.event, logged.position, logged.received_at_ms)
+                Job(sub, routed.event, logged.position, logged.received_at_ms, since)
                 for sub in routed.subscriptions
             )
         if jobs:
             self.delivery.run(jobs, outcome)
-        moved = Cursor(events[-1].position, cursor.generation)
+        moved = dataclasses.replace(cursor, position=events[-1].position)
         recorded = self.store.record(self.destination.name, outcome, moved)
         self._count(outcome)
         self._tell(outcome)
@@ -189,7 +191,7 @@ class DestinationWorker:
         # moved by hand (replay) meanwhile: continue from there
         return self.store.cursor(self.destination.name, moved.position), len(events)
 
-    def _retry_due(self) -> bool:
+    def _retry_due(self, cursor: Cursor) -> bool:
         """Deliver retries that are due; False when none are."""
         now_ms = int(time.time() * 1000)
         due = self.store.due(self.destination.name, now_ms, self.window)
@@ -205,8 +207,16 @@ class DestinationWorker:
                 if pending.id is not None:
                     outcome.done.append(pending.id)
                 continue
+            since = max(pending.received_at_ms, cursor.replayed_at_ms)
             jobs.append(
-                Job(subscription, pending.event, pending.position, pending.received_at_ms, pending)
+                Job(
+                    subscription,
+                    pending.event,
+                    pending.position,
+                    pending.received_at_ms,
+                    since,
+                    pending,
+                )
             )
         if jobs:
             self.delivery.run(jobs, outcome)

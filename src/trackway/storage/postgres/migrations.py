@@ -204,6 +204,17 @@ MIGRATIONS = (
     );
     CREATE INDEX reverse_etl_run_errors_by_run ON reverse_etl_run_errors(run_id, id)
     """,
+    # a replay's time (latency counts from it) and the names destinations learnt
+    # (Kameleoon's goals)
+    """
+    ALTER TABLE delivery_cursors ADD COLUMN replayed_at_ms bigint NOT NULL DEFAULT 0;
+    CREATE TABLE delivery_names(
+        destination text NOT NULL,
+        name text NOT NULL,
+        at_ms bigint NOT NULL,
+        PRIMARY KEY (destination, name)
+    )
+    """,
 )
 
 
