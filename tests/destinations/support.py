@@ -5,7 +5,7 @@ destination workers running in this process."""
 import asyncio
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -69,8 +69,8 @@ class Workspace:
         batch = IngestBatch(source_id, received, accepted, codec.dumps(list(events)))
         asyncio.run(self.log.append(batch))
 
-    def start(self) -> Deliveries:
-        self.deliveries = Deliveries(self.settings, self.log, self.store)
+    def start(self, clock: Callable[[], float] = time.time) -> Deliveries:
+        self.deliveries = Deliveries(self.settings, self.log, self.store, clock=clock)
         self.deliveries.start()
         return self.deliveries
 

@@ -85,6 +85,9 @@ def test_event(
                 tested.status, tested.error = "invalid payload", str(exc)
                 continue
             ((_, request),) = destination.requests(subscription, [tested.payload])
+            if isinstance(request, Discard):
+                tested.status, tested.error = "invalid payload", str(request)
+                continue
             tested.request = destination.sample_request(request)
             if transport is None:
                 continue

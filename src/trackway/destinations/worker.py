@@ -26,9 +26,10 @@ from concurrent.futures import ThreadPoolExecutor
 from trackway.console import ConsoleLines
 from trackway.destinations import alerts, config
 from trackway.destinations.config import DestinationSpec
-from trackway.destinations.delivery import Delivery, Functions, Job
+from trackway.destinations.delivery import HELD, Delivery, Functions, Job
 from trackway.destinations.http import HttpTransport
 from trackway.destinations.metrics import DeliveryMetrics
+from trackway.destinations.pacing import NamePacer
 from trackway.destinations.pipeline import Destination
 from trackway.destinations.secrets import Secrets
 from trackway.destinations.state import Cursor, DeliveryStore, Outcome, open_delivery_store
@@ -55,15 +56,19 @@ _WINDOW_MAX = 4_000
 
 def console_summary(outcome: Outcome) -> str:
     """What went wrong in an outcome, for the console ("" when nothing did): how many
-    events were blocked, dead-lettered and will be retried, each with its first error."""
+    events were blocked, dead-lettered, will be retried or wait for room under the
+    destination's creation limits (held), each with its first error."""
     blocked = [d.error for d in outcome.dead if d.error.startswith("blocked:")]
     dead = [d.error for d in outcome.dead if not d.error.startswith("blocked:")]
+    held = [p.error for p in outcome.retry if p.error.startswith(HELD)]
+    retrying = [p.error for p in outcome.retry if not p.error.startswith(HELD)]
     parts = [
         f"{len(errors)} {what} ({errors[0]})"
         for what, errors in (
             ("blocked", blocked),
             ("dead-lettered", dead),
-            ("retrying", [p.error for p in outcome.retry]),
+            ("retrying", retrying),
+            ("held", held),
         )
         if errors
     ]
@@ -94,6 +99,7 @@ class DestinationWorker:
         leased: Callable[[], bool] = lambda: True,
         metrics: DeliveryMetrics | None = None,
         console: ConsoleLines | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.destination = destination
         self.metrics = metrics
@@ -108,7 +114,11 @@ class DestinationWorker:
         self._executor = ThreadPoolExecutor(
             concurrency, thread_name_prefix=f"trackway-deliver-{destination.name}"
         )
-        self.delivery = Delivery(destination, transport, self._executor, functions)
+        limits = destination.definition.creation_limits
+        pacer = NamePacer(limits, store.names(destination.name), clock) if limits else None
+        self.delivery = Delivery(
+            destination, transport, self._executor, functions, clock=clock, pacer=pacer
+        )
         batched = any(s.batch and s.action.perform_batch for s in destination.subscriptions)
         per_slot = destination.spec.delivery.batch_size if batched else _UNBATCHED_PER_SLOT
         self.window = min(_WINDOW_MAX, concurrency * per_slot)
@@ -193,7 +203,7 @@ class DestinationWorker:
 
     def _retry_due(self, cursor: Cursor) -> bool:
         """Deliver retries that are due; False when none are."""
-        now_ms = int(time.time() * 1000)
+        now_ms = int(self.delivery.clock() * 1000)
         due = self.store.due(self.destination.name, now_ms, self.window)
         if not due:
             return False
@@ -269,7 +279,10 @@ class Deliveries:
         transports: TransportFactory = http_transport,
         functions: Callable[[], Functions] | None = None,
         leases: Leases | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
+        self.clock = clock
+        """The time deliveries see (retries due, creation limits): injectable for tests."""
         self.data_dir = settings.data_dir
         self.log = log
         self.store = store
@@ -328,6 +341,7 @@ class Deliveries:
                 leased=functools.partial(self.leases.holds, key),
                 metrics=self.metrics,
                 console=self.console,
+                clock=self.clock,
             )
             worker.start()
             self.running[name] = (spec, worker)

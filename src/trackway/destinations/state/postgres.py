@@ -191,6 +191,13 @@ class PostgresDeliveryStore:
     def waiting(self, destination: str) -> int:
         return self._count("delivery_retries", destination)
 
+    def held(self, destination: str) -> int:
+        [(count,)] = self._rows(
+            "SELECT count(*) FROM delivery_retries WHERE destination = %s AND error LIKE 'held:%%'",
+            (destination,),
+        )
+        return int(count)
+
     def dead_letter_count(self, destination: str) -> int:
         return self._count("delivery_dead_letters", destination)
 

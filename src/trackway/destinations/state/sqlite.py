@@ -249,6 +249,14 @@ class SQLiteDeliveryStore:
     def waiting(self, destination: str) -> int:
         return self._count("retries", destination)
 
+    def held(self, destination: str) -> int:
+        with self._lock:
+            [count] = self._conn.execute(
+                "SELECT count(*) FROM retries WHERE destination = ? AND error LIKE 'held:%'",
+                (destination,),
+            ).fetchone()
+        return int(count)
+
     def dead_letter_count(self, destination: str) -> int:
         return self._count("dead_letters", destination)
 
