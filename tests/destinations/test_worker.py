@@ -166,6 +166,36 @@ def test_connection_refused_then_the_server_comes_back(workspace: Workspace) -> 
         assert received_ids(back.requests) == [event["messageId"]]
 
 
+def test_a_request_the_action_cannot_build_is_discarded(
+    workspace: Workspace, sink: FakeServer
+) -> None:
+    """A header value with a line break: that event is a dead letter, the others go."""
+    mapping = {
+        "method": "POST",
+        "data": {"@path": "$"},
+        "headers": {"X-Note": {"@path": "$.event"}},
+    }
+    workspace.apply(
+        webhook(
+            "hook",
+            sink.url,
+            subscriptions=[{"name": "all", "action": "send", "if": "all", "mapping": mapping}],
+        )
+    )
+    deliveries = workspace.start()
+    bad, good = track(event="two\nlines"), track(event="fine")
+    workspace.send(bad, good)
+    store = deliveries.delivery_store
+    assert until(lambda: store.dead_letter_count("hook"), 1) == 1
+    (letter,) = store.dead_letters("hook", 1)
+    assert letter.event["messageId"] == bad["messageId"]
+    assert letter.error == (
+        "invalid payload: The value of header 'X-Note' must be a string of printable ASCII"
+        " characters."
+    )
+    assert until(lambda: received_ids(sink.requests), [good["messageId"]]) == [good["messageId"]]
+
+
 def test_private_addresses_are_refused_unless_allowed(
     workspace: Workspace, sink: FakeServer
 ) -> None:
