@@ -19,6 +19,7 @@ from trackway.cli_options import (
 from trackway.client.check import EXIT_CODES, check
 from trackway.client.send import DEFAULT_DATA_PLANE, Call, ClientError, build, send
 from trackway.debugger import record_json, record_line
+from trackway.destinations import private_targets
 from trackway.destinations.commands import destinations_group
 from trackway.destinations.secrets import SecretError
 from trackway.integrations import configcat_webhook
@@ -353,6 +354,8 @@ def apply_command(file: Path, dry_run: bool, data_dir: Path) -> None:
         click.echo("Nothing to change.")
     for line in changes:
         click.echo(("would " if dry_run else "") + line)
+    for warning in private_targets.warnings(spec.destinations, file.parent):
+        click.echo(warning)
 
 
 def _recent_events(data_dir: Path) -> list[dict[str, Any]]:

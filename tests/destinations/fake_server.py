@@ -1,13 +1,14 @@
 """A real HTTP server on the loopback interface playing a third-party API in tests.
 
-It records every request and answers from a queue of replies (200 "ok" when the queue
-is empty): a status with headers and a body, a hang (no answer until the server stops),
-or a closed connection.
+It records every request and answers from a queue of replies (when the queue is empty,
+`answer`'s reply: 200 "ok" unless given): a status with headers and a body, a hang (no
+answer until the server stops), or a closed connection.
 """
 
 import socket
 import threading
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -48,7 +49,14 @@ class FakeServer:
     comes back after being down. `host` may be "::1" (IPv6).
     """
 
-    def __init__(self, port: int = 0, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self,
+        port: int = 0,
+        host: str = "127.0.0.1",
+        answer: Callable[[Received], Reply] = lambda _request: Reply(),
+    ) -> None:
+        self.answer = answer
+        """The reply to a request when none is queued."""
         self.requests: list[Received] = []
         self._replies: deque[Reply | Literal["hang", "close"]] = deque()
         self._lock = threading.Lock()
@@ -92,7 +100,7 @@ class FakeServer:
     def _next(self, request: Received) -> Reply | Literal["hang", "close"]:
         with self._lock:
             self.requests.append(request)
-            return self._replies.popleft() if self._replies else Reply()
+            return self._replies.popleft() if self._replies else self.answer(request)
 
 
 class _IPv6Server(ThreadingHTTPServer):

@@ -5,7 +5,7 @@ destination workers running in this process."""
 import asyncio
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -58,16 +58,19 @@ class Workspace:
             base_dir=self.data_dir,
         )
 
-    def send(self, *events: dict[str, Any], source_id: int = 1) -> None:
-        """Append events to the log as one request."""
+    def send(
+        self, *events: dict[str, Any], source_id: int = 1, received_at_ms: int | None = None
+    ) -> None:
+        """Append events to the log as one request (received now, or at `received_at_ms`)."""
         accepted = [
             AcceptedEvent(e["messageId"], message_hash(source_id, e["messageId"])) for e in events
         ]
-        batch = IngestBatch(source_id, int(time.time() * 1000), accepted, codec.dumps(list(events)))
+        received = int(time.time() * 1000) if received_at_ms is None else received_at_ms
+        batch = IngestBatch(source_id, received, accepted, codec.dumps(list(events)))
         asyncio.run(self.log.append(batch))
 
-    def start(self) -> Deliveries:
-        self.deliveries = Deliveries(self.settings, self.log, self.store)
+    def start(self, clock: Callable[[], float] = time.time) -> Deliveries:
+        self.deliveries = Deliveries(self.settings, self.log, self.store, clock=clock)
         self.deliveries.start()
         return self.deliveries
 
@@ -83,6 +86,10 @@ class Workspace:
             self.deliveries.stop()
         self.log.close()
         self.store.close()
+
+
+BATCHED = [{"name": "all", "action": "send", "if": "all", "batch": True}]
+"""Subscriptions of a webhook that sends every event in batches (opt-in)."""
 
 
 def webhook(name: str, url: str, **extra: Any) -> dict[str, Any]:

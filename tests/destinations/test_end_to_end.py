@@ -4,6 +4,7 @@ real Python SDK, inspected with the CLI and the admin API; kill -9 loses nothing
 import hashlib
 import hmac
 import os
+import re
 import signal
 import threading
 from collections.abc import Iterator
@@ -21,7 +22,7 @@ from trackway import codec
 SECRET = "hook-secret-" + os.urandom(4).hex()
 
 
-def workspace_file(path: Path, url: str, extra: str = "") -> Path:
+def workspace_file(path: Path, url: str, extra: str = "", batch: bool = False) -> Path:
     path.write_text(
         f"""
 destinations:
@@ -34,6 +35,7 @@ destinations:
       - name: tracks
         action: send
         if: type = "track" and event != "Ignored"
+        batch: {str(batch).lower()}
     delivery:
       allow_private_addresses: true
       batch_size: 50
@@ -132,9 +134,11 @@ def test_sdk_events_reach_a_declared_webhook(
         ).json()
         (action,) = tested["actions"]
         assert action["status"] == "delivered" and action["response"]["status"] == 200
-        assert codec.loads(sink.requests[-1].body) == [
-            {"type": "track", "event": "Tested", "messageId": "t-1"}
-        ]
+        assert codec.loads(sink.requests[-1].body) == {
+            "type": "track",
+            "event": "Tested",
+            "messageId": "t-1",
+        }
         nothing = api.post(
             "/api/v1/destinations/hook/test",
             json={"event": {"type": "identify", "userId": "u"}, "dry_run": True},
@@ -144,7 +148,7 @@ def test_sdk_events_reach_a_declared_webhook(
         )
 
 
-def _worker_started(server: Server) -> bool:
+def _worker_started(server: Server, destinations: int = 1) -> bool:
     # the cursor exists once the server's worker for the destination has started
     from trackway.destinations.state.sqlite import FILE
 
@@ -155,7 +159,7 @@ def _worker_started(server: Server) -> bool:
 
     conn = sqlite3.connect(path)
     try:
-        return conn.execute("SELECT count(*) FROM cursors").fetchone()[0] == 1
+        return bool(conn.execute("SELECT count(*) FROM cursors").fetchone()[0] == destinations)
     finally:
         conn.close()
 
@@ -221,7 +225,7 @@ def test_kill_9_while_delivering_loses_no_acknowledged_event(
     tmp_path: Path, sink: FakeServer
 ) -> None:
     server = start_server(tmp_path / "data")
-    apply(server, workspace_file(tmp_path / "workspace.yaml", sink.url))
+    apply(server, workspace_file(tmp_path / "workspace.yaml", sink.url, batch=True))
     assert until(lambda: _worker_started(server), True)
     acknowledged: list[str] = []
     stop = threading.Event()
@@ -259,3 +263,51 @@ def test_kill_9_while_delivering_loses_no_acknowledged_event(
         )
     finally:
         restarted.stop()
+
+
+def test_a_private_address_is_warned_about_at_apply_and_blocked_on_the_console(
+    server: Server, sink: FakeServer, tmp_path: Path
+) -> None:
+    file = tmp_path / "workspace.yaml"
+    file.write_text(
+        f"""
+destinations:
+  - name: private
+    type: webhook
+    settings: {{url: "{sink.url}/in"}}
+  - name: failing
+    type: webhook
+    settings: {{url: "{sink.url}/fail"}}
+    delivery: {{allow_private_addresses: true}}
+"""
+    )
+    out = cli("apply", str(file), data_dir=server.data_dir)
+    assert out.splitlines()[-1] == (
+        f"warning: destination 'private': settings.url '{sink.url}/in': 127.0.0.1 is a"
+        " loopback address; its deliveries will be blocked unless you set"
+        " delivery.allow_private_addresses: true"
+    )
+    assert "warning: destination 'failing'" not in out  # it allows private addresses
+    assert until(lambda: _worker_started(server, 2), True)
+    sink.reply(*[Reply(503, body=b"down")] * 50)
+    with httpx.Client(base_url=server.url, auth=(server.write_key, "")) as api:
+        for n in range(5):
+            event = {"userId": "u", "event": "E", "messageId": f"console-{n}"}
+            assert api.post("/v1/track", json=event).status_code == 200
+
+    def lines(prefix: str) -> list[str]:
+        return [line for line in server.banner if line.startswith(prefix)]
+
+    assert until(lambda: bool(lines("destination 'private': ")), True)
+    assert until(lambda: bool(lines("destination 'failing': ")), True)
+    # one line per window that failed, at most one per destination every 10 s (the five
+    # events may come in several windows)
+    (private,) = lines("destination 'private': ")
+    assert re.fullmatch(
+        r"destination 'private': [1-5] blocked \(blocked: 127\.0\.0\.1 is a loopback address;"
+        r" set delivery\.allow_private_addresses: true on destination 'private' to allow it\)",
+        private,
+    ), private
+    assert re.fullmatch(
+        r"destination 'failing': [1-5] retrying \(HTTP 503\)", lines("destination 'failing': ")[0]
+    )

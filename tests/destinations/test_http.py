@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from tests.destinations.fake_server import CLOSE, HANG, FakeServer, Reply
+from trackway import __version__
 from trackway.destinations.http import HttpTransport, address_refusal
 from trackway.destinations.transport import Request, TransportError
 
@@ -55,6 +56,16 @@ def test_a_request_and_its_response(fake: FakeServer, transport: HttpTransport) 
     assert seen.headers["x-custom"] == "yes"
     assert seen.headers["host"] == f"127.0.0.1:{fake.port}"
     assert seen.headers["content-length"] == "7"
+
+
+def test_every_request_names_trackway_unless_it_names_itself(
+    fake: FakeServer, transport: HttpTransport
+) -> None:
+    transport.send(Request("POST", f"{fake.url}/a", {}, b"{}"))
+    transport.send(Request("POST", f"{fake.url}/b", {"User-Agent": "shop/2"}, b"{}"))
+    first, second = fake.requests
+    assert first.headers["user-agent"] == f"Trackway/{__version__}"
+    assert [v for k, v in second.raw_headers if k.lower() == "user-agent"] == ["shop/2"]
 
 
 def test_an_ipv6_address(transport: HttpTransport) -> None:
@@ -137,8 +148,9 @@ def test_the_guard_refuses_loopback_unless_private_addresses_are_allowed(
     fake: FakeServer, guarded: HttpTransport, transport: HttpTransport
 ) -> None:
     error = refused(guarded, fake.url)
-    assert "127.0.0.1" in error.message
-    assert "loopback" in error.message
+    assert error.message == (
+        "127.0.0.1 is a loopback address; set delivery.allow_private_addresses: true to allow it"
+    )
     assert fake.requests == []
     assert transport.send(Request("GET", fake.url)).status == 200
 
@@ -176,7 +188,7 @@ def test_the_guard_checks_every_address_of_a_name(
 ) -> None:
     resolve(monkeypatch, {"mixed.test": ["93.184.216.34", "10.0.0.7"]})
     error = refused(guarded, "https://mixed.test/hook")
-    assert "mixed.test (10.0.0.7): a private address" in error.message
+    assert "mixed.test (10.0.0.7) is a private address" in error.message
 
 
 def test_the_connection_goes_to_the_address_that_was_checked(

@@ -42,10 +42,21 @@ def test_the_cursor_moves_unless_moved_by_hand_or_already_past(store: DeliverySt
     # a worker that lost its lease finishing late cannot move it back
     assert not store.record("hook", Outcome(), Cursor(15, 0))
     assert store.cursor("hook", 0) == Cursor(20, 0)
-    assert store.move_cursor("hook", 5) == Cursor(5, 1)  # replay
+    assert store.move_cursor("hook", 5, 7_000) == Cursor(5, 1, 7_000)  # replay, at 7 s
     assert not store.record("hook", Outcome(), Cursor(30, 0))  # an in-flight window
-    assert store.cursor("hook", 0) == Cursor(5, 1)
-    assert store.record("hook", Outcome(), Cursor(6, 1))
+    assert store.cursor("hook", 0) == Cursor(5, 1, 7_000)
+    assert store.record("hook", Outcome(), Cursor(6, 1, 7_000))
+    assert store.cursor("hook", 0) == Cursor(6, 1, 7_000)  # the replay's time stays
+
+
+def test_learnt_names_are_kept_once_per_destination(store: DeliveryStore) -> None:
+    assert store.names("kam") == {}
+    store.record("kam", Outcome(names={"Clicked": 1_000}), None)
+    store.record("kam", Outcome(names={"Clicked": 5_000, "B": 6_000}), None)
+    store.record("other", Outcome(names={"C": 7_000}), None)
+    assert store.names("kam") == {"Clicked": 1_000, "B": 6_000}
+    store.forget("kam")
+    assert store.names("kam") == {} and store.names("other") == {"C": 7_000}
 
 
 def test_retries_are_due_rescheduled_and_done(store: DeliveryStore) -> None:

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from tests.destinations.fake_server import CLOSE, HANG, FakeServer, Reply
-from tests.destinations.support import Workspace, received_ids, track, webhook
+from tests.destinations.support import BATCHED, Workspace, received_ids, track, webhook
 from tests.support import until
+from trackway import __version__
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -27,8 +28,25 @@ def sink() -> Iterator[FakeServer]:
         yield server
 
 
+def test_a_webhook_sends_one_event_per_request_by_default(
+    workspace: Workspace, sink: FakeServer
+) -> None:
+    """As Segment's Webhook (Actions): a receiver gets one JSON object per request."""
+    workspace.apply(webhook("hook", sink.url))
+    workspace.start()
+    events = [track() for _ in range(5)]
+    workspace.send(*events)
+    assert until(lambda: len(sink.requests), 5) == 5
+    bodies = [json.loads(request.body) for request in sink.requests]
+    assert all(isinstance(body, dict) for body in bodies)
+    assert sorted(b["messageId"] for b in bodies) == sorted(e["messageId"] for e in events)
+    assert {request.headers["user-agent"] for request in sink.requests} == {
+        f"Trackway/{__version__}"
+    }
+
+
 def test_events_are_delivered_in_batches(workspace: Workspace, sink: FakeServer) -> None:
-    workspace.apply(webhook("hook", sink.url, delivery={"batch_size": 100}))
+    workspace.apply(webhook("hook", sink.url, subscriptions=BATCHED, delivery={"batch_size": 100}))
     workspace.start()
     events = [track() for _ in range(250)]
     for start in range(0, 250, 50):
@@ -148,6 +166,36 @@ def test_connection_refused_then_the_server_comes_back(workspace: Workspace) -> 
         assert received_ids(back.requests) == [event["messageId"]]
 
 
+def test_a_request_the_action_cannot_build_is_discarded(
+    workspace: Workspace, sink: FakeServer
+) -> None:
+    """A header value with a line break: that event is a dead letter, the others go."""
+    mapping = {
+        "method": "POST",
+        "data": {"@path": "$"},
+        "headers": {"X-Note": {"@path": "$.event"}},
+    }
+    workspace.apply(
+        webhook(
+            "hook",
+            sink.url,
+            subscriptions=[{"name": "all", "action": "send", "if": "all", "mapping": mapping}],
+        )
+    )
+    deliveries = workspace.start()
+    bad, good = track(event="two\nlines"), track(event="fine")
+    workspace.send(bad, good)
+    store = deliveries.delivery_store
+    assert until(lambda: store.dead_letter_count("hook"), 1) == 1
+    (letter,) = store.dead_letters("hook", 1)
+    assert letter.event["messageId"] == bad["messageId"]
+    assert letter.error == (
+        "invalid payload: The value of header 'X-Note' must be a string of printable ASCII"
+        " characters."
+    )
+    assert until(lambda: received_ids(sink.requests), [good["messageId"]]) == [good["messageId"]]
+
+
 def test_private_addresses_are_refused_unless_allowed(
     workspace: Workspace, sink: FakeServer
 ) -> None:
@@ -156,7 +204,10 @@ def test_private_addresses_are_refused_unless_allowed(
     workspace.send(track())
     store = deliveries.delivery_store
     assert until(lambda: store.dead_letter_count("hook"), 1) == 1
-    assert store.dead_letters("hook", 1)[0].error.startswith("blocked")
+    assert store.dead_letters("hook", 1)[0].error == (
+        "blocked: 127.0.0.1 is a loopback address;"
+        " set delivery.allow_private_addresses: true on destination 'hook' to allow it"
+    )
     assert sink.requests == []
 
 
@@ -198,10 +249,23 @@ def test_replay_delivers_the_log_again(workspace: Workspace, sink: FakeServer) -
     events = [track() for _ in range(5)]
     workspace.send(*events)
     assert until(lambda: workspace.counts("hook").delivered, 5) == 5
-    deliveries.delivery_store.move_cursor("hook", 0)
+    deliveries.delivery_store.move_cursor("hook", 0, int(time.time() * 1000))
     assert until(lambda: workspace.counts("hook").delivered, 10) == 10
     ids = received_ids(sink.requests)
     assert sorted(ids) == sorted([e["messageId"] for e in events] * 2)
+
+
+def test_a_replay_of_old_events_counts_latency_from_the_replay(
+    workspace: Workspace, sink: FakeServer
+) -> None:
+    two_hours_ago = int(time.time() * 1000) - 2 * 3600 * 1000
+    workspace.send(*[track() for _ in range(20)], received_at_ms=two_hours_ago)
+    workspace.apply(webhook("hook", sink.url))  # starts after them
+    deliveries = workspace.start()
+    deliveries.delivery_store.move_cursor("hook", 0, int(time.time() * 1000))
+    assert until(lambda: workspace.counts("hook").delivered, 20) == 20
+    p95 = workspace.counts("hook").percentile(0.95)
+    assert p95 is not None and p95 <= 5_000, p95  # not two hours
 
 
 FUNCTION = """
@@ -239,7 +303,7 @@ def test_the_insert_function_changes_drops_splits_and_fails_events(
     workspace.send(changed, dropped, boom, split)
     wanted = sorted([changed["messageId"], split["messageId"] + "-0", split["messageId"] + "-1"])
     assert until(lambda: sorted(received_ids(sink.requests)), wanted) == wanted
-    bodies = [e for r in sink.requests for e in json.loads(r.body)]
+    bodies = [json.loads(r.body) for r in sink.requests]
     assert next(e for e in bodies if e["messageId"] == changed["messageId"])["properties"] == {
         "total": 10,
         "tag": "from-settings",

@@ -7,9 +7,10 @@ from click.testing import CliRunner, Result
 
 from tests.reverse_etl.conftest import Env, model, track
 from tests.reverse_etl.engines import Engine
-from trackway import codec
+from tests.reverse_etl.fake_segment import fake_segment
+from trackway import __version__, codec
 from trackway.reverse_etl.commands import models, syncs
-from trackway.reverse_etl.config import Schedule
+from trackway.reverse_etl.config import Schedule, Target
 
 
 def invoke(env: Env, group: click.Group, *args: str, input: str | None = None) -> Result:
@@ -114,3 +115,14 @@ def test_runs_are_numbered_per_sync(env: Env, duck: Engine) -> None:
     last = {r["name"]: r["last_run"]["id"] for r in as_json(invoke(env, syncs, "list", "--json"))}
     assert last == {"one": 3, "two": 2}
     assert "Last run: run 3 (manual)" in invoke(env, syncs, "show", "one").output
+
+
+def test_syncs_run_names_trackway_as_the_user_agent(env: Env, duck: Engine) -> None:
+    env.users(duck, (1, "free", ""))
+    with fake_segment() as segment:
+        target = Target("segment", write_key="wk-ua", data_plane=segment.url)
+        env.apply([model(duck, "users")], [track("ua", "users", target=target)])
+        ran = invoke(env, syncs, "run", "ua")
+        assert ran.exit_code == 0, ran.output
+        [request] = segment.requests
+    assert request.headers["user-agent"] == f"Trackway/{__version__}"

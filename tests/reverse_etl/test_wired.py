@@ -59,6 +59,14 @@ def test_apply_run_and_schedule_through_the_command(server: Server, tmp_path: Pa
     assert until(names, ["Segment Entered", "identify"]) == ["Segment Entered", "identify"]
     history = codec.loads(cli("syncs", "runs", "scheduled", "--json", data_dir=server.data_dir))
     assert [(r["trigger"], r["status"]) for r in history] == [("schedule", "succeeded")]
+    # and says so on its console, one line per run
+    assert (
+        until(lambda: [line for line in server.banner if line.startswith("sync 'scheduled': ")], 1)
+        != []
+    )
+    (line,) = [line for line in server.banner if line.startswith("sync 'scheduled': ")]
+    assert line.startswith("sync 'scheduled': run 1 (schedule) succeeded ")
+    assert line.endswith("sent 1, failed 0, rejected 0")
 
     bad = workspace.read_text().replace("{plan: plan}", "{colour: colour}")
     workspace.write_text(bad)

@@ -14,7 +14,7 @@ import pytest
 from cryptography.fernet import Fernet
 
 from tests.destinations.fake_server import FakeServer
-from tests.destinations.support import received_ids, webhook
+from tests.destinations.support import BATCHED, received_ids, webhook
 from tests.support import Server, cli, start_server, until
 from trackway import codec
 
@@ -81,7 +81,12 @@ def test_two_workers_share_four_destinations_then_one_is_killed(
             processes.append(api)
             workspace = tmp_path / "workspace.yaml"
             specs = [
-                webhook(name, f"{sink.url}/{name}", delivery={"batch_size": BATCH})
+                webhook(
+                    name,
+                    f"{sink.url}/{name}",
+                    subscriptions=BATCHED,
+                    delivery={"batch_size": BATCH},
+                )
                 for name in DESTINATIONS
             ]
             workspace.write_bytes(codec.dumps({"destinations": specs}))

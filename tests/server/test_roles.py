@@ -14,7 +14,7 @@ import pytest
 from cryptography.fernet import Fernet
 
 from tests.destinations.fake_server import HANG, FakeServer
-from tests.destinations.support import received_ids, webhook
+from tests.destinations.support import BATCHED, received_ids, webhook
 from tests.support import Server, cli, start_server, until
 from trackway import codec
 
@@ -38,6 +38,7 @@ def _apply(data_dir: Path, sink: FakeServer, env: dict[str, str], *storage: str)
     spec = webhook(
         "hook",
         sink.url,
+        subscriptions=BATCHED,
         delivery={"batch_size": BATCH, "concurrency": CONCURRENCY, "timeout": "60s"},
     )
     path = data_dir.parent / "workspace.yaml"

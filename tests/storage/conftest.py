@@ -25,7 +25,7 @@ PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 _EMPTY = """
     TRUNCATE chunks, failures, duplicates, write_keys, sources, admin_tokens, objects,
         leases, delivery_cursors, delivery_retries, delivery_dead_letters, delivery_stats,
-        delivery_errors, delivery_alerts
+        delivery_errors, delivery_alerts, delivery_names
         RESTART IDENTITY CASCADE;
     UPDATE head SET next_pos = 1;
     UPDATE state_version SET version = 0

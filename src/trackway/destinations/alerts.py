@@ -71,7 +71,11 @@ def _notify(spec: DestinationSpec, kind: str, rate: float, attempts: int, now_ms
         "attempts": attempts,
         "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now_ms / 1000)),
     }
-    transport = HttpTransport(timeout_s=10.0, allow_private=spec.delivery.allow_private_addresses)
+    transport = HttpTransport(
+        timeout_s=10.0,
+        allow_private=spec.delivery.allow_private_addresses,
+        destination=spec.name,
+    )
     try:
         response = transport.send(Request.json("POST", rules.webhook, body))
     except TransportError as exc:

@@ -23,6 +23,7 @@ from trackway.destinations.config import DestinationConfigError
 from trackway.destinations.framework import InvalidSettings
 from trackway.destinations.secrets import SecretError
 from trackway.destinations.state import open_delivery_store
+from trackway.destinations.tester import TestResult
 from trackway.server.run import open_log, open_state
 from trackway.settings import parse_duration
 
@@ -120,13 +121,28 @@ def delivery_command(
 @_friendly
 def test_command(name: str, event_file: Path, dry_run: bool, data_dir: Path, as_json: bool) -> None:
     """Send one event through the destination's subscriptions and mappings (not its
-    filters) and show, per matched action, the request and the real response."""
+    filters) and show, per matched action, the request and the real response.
+
+    Exit status: 0 delivered (or a dry run, or nothing matched), 1 an error (no such
+    destination, an unreadable event), 3 a request failed or got an error status (or a
+    payload or the insert function failed), 4 a request was blocked before it was sent
+    (a private address, an invalid URL).
+    """
     event = _read_event(event_file)
     destination = operations.compiled(open_state(storage_settings(data_dir)), data_dir, name)
     result = operations.run_test(destination, event, dry_run)
     if as_json:
         click.echo(codec.dumps_text(result))
-        return
+    else:
+        _print_test(result)
+    if result.outcome != "ok":
+        sys.exit(_TEST_EXIT[result.outcome])
+
+
+_TEST_EXIT = {"failed": 3, "blocked": 4}
+
+
+def _print_test(result: TestResult) -> None:
     if result.message:
         click.echo(result.message)
     for tested in result.actions:

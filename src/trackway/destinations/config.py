@@ -56,8 +56,9 @@ class SubscriptionSpec(msgspec.Struct, forbid_unknown_fields=True, omit_defaults
     mapping: dict[str, Any] | None = None
     """None: the action's default mapping (its fields' defaults)."""
     enabled: bool = True
-    batch: bool = True
-    """Use the action's batch request (when it has one)."""
+    batch: bool | None = None
+    """Use the action's batch request (when it has one); None: the action's default
+    (the webhook sends one event per request, as Segment's, unless `batch: true`)."""
 
 
 class DeliverySpec(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):

@@ -17,6 +17,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any, Literal, Protocol
 
 from trackway.destinations.framework import Discard
+from trackway.destinations.pacing import NamePacer
 from trackway.destinations.pipeline import Destination, Subscription
 from trackway.destinations.state import DeadLetter, DeadReason, ErrorSample, Outcome, Pending
 from trackway.destinations.transport import Request, Response, Transport, TransportError
@@ -29,7 +30,10 @@ SAMPLES_PER_BATCH = 3
 """Error samples kept per kind of error from one window (a destination that is down
 would otherwise store one per event)."""
 
-Verdict = Literal["delivered", "retry", "discard"]
+Verdict = Literal["delivered", "held", "retry", "discard"]
+HELD = "held:"
+"""How the error of a held retry starts: it waits for room under the destination's
+creation limits (not a failure; never exhausted)."""
 
 
 class Functions(Protocol):
@@ -49,6 +53,8 @@ class Job:
     """After the destination's filters, before its insert function."""
     position: int
     received_at_ms: int
+    counted_from_ms: int
+    """Where its latency counts from: its arrival, or the replay that sent it again."""
     pending: Pending | None = None
 
 
@@ -100,7 +106,11 @@ class _Result:
         self.retry_after_s = max(self.retry_after_s, retry_after_s)
 
 
-_RANK = {"delivered": 0, "dropped": 0, "retry": 1, "discard": 2}
+_RANK = {"delivered": 0, "dropped": 0, "held": 1, "retry": 2, "discard": 3}
+
+
+def _seconds(seconds: float) -> str:
+    return f"{seconds / 60:g} min" if seconds >= 60 else f"{seconds:g} s"
 
 
 @dataclass(slots=True)
@@ -113,6 +123,8 @@ class Delivery:
     functions: Functions | None = None
     clock: Callable[[], float] = time.time
     rng: Callable[[], float] = random.random
+    pacer: NamePacer | None = None
+    """Paces the requests that create new names, under the definition's limits."""
     failures_in_row: int = field(default=0)
     """Windows in a row whose every attempt failed and will be retried (the destination
     looks down): the worker waits longer before reading more of the log."""
@@ -130,6 +142,8 @@ class Delivery:
                     results[index].delivered_ms = self.clock() * 1000
                 else:
                     results[index].worse(verdict, attempt.message, attempt.retry_after_s)
+            if verdict == "delivered":
+                self._learn(attempt, outcome)
         self._record(jobs, results, attempts, outcome)
         retried = [a for a in attempts if a.verdict == "retry"]
         if attempts and len(retried) == len(attempts):
@@ -166,15 +180,46 @@ class Delivery:
         attempts: list[Attempt] = []
         for subscription, owners, payloads in by_subscription.values():
             for indexes, request in self.destination.requests(subscription, payloads):
-                attempts.append(
-                    Attempt(
-                        subscription,
-                        sorted({owners[i] for i in indexes}),
-                        [payloads[i] for i in indexes],
-                        request,
-                    )
-                )
+                carried = sorted({owners[i] for i in indexes})
+                if isinstance(request, Discard):
+                    for index in carried:
+                        results[index].worse("discard", f"invalid payload: {request}")
+                        self._sample(outcome, jobs[index], "invalid payload", str(request))
+                    continue
+                attempt = Attempt(subscription, carried, [payloads[i] for i in indexes], request)
+                if self._held(attempt, results):
+                    continue
+                attempts.append(attempt)
         return attempts
+
+    def _held(self, attempt: Attempt, results: list[_Result]) -> bool:
+        """Whether the attempt must wait for room under the destination's creation
+        limits (its jobs are then held: back into the retry schedule, not counted)."""
+        creates = attempt.subscription.action.creates
+        if self.pacer is None or creates is None:
+            return False
+        wait = max(
+            (self.pacer.admit(name) for p in attempt.payloads if (name := creates(p))),
+            default=0.0,
+        )
+        if wait <= 0:
+            return False
+        limits = ", ".join(
+            f"{count:,} per {_seconds(seconds)}"
+            for count, seconds in self.destination.definition.creation_limits
+        )
+        for index in attempt.jobs:
+            results[index].worse("held", f"{HELD} new names are created at most {limits}", wait)
+        return True
+
+    def _learn(self, attempt: Attempt, outcome: Outcome) -> None:
+        creates = attempt.subscription.action.creates
+        if self.pacer is None or creates is None:
+            return
+        for payload in attempt.payloads:
+            name = creates(payload)
+            if name and self.pacer.learnt(name):
+                outcome.names[name] = int(self.clock() * 1000)
 
     def _insert_function(
         self, jobs: Sequence[Job], results: list[_Result], outcome: Outcome
@@ -223,7 +268,23 @@ class Delivery:
             pending = job.pending
             if result.verdict == "delivered":
                 counts.delivered += 1
-                counts.observe(result.delivered_ms - job.received_at_ms)
+                counts.observe(result.delivered_ms - job.counted_from_ms)
+            elif result.verdict == "held":
+                # not an attempt: not counted, and the wait is not part of `retry_for`
+                outcome.retry.append(
+                    Pending(
+                        job.subscription.name,
+                        job.position,
+                        job.received_at_ms,
+                        job.event,
+                        pending.attempts if pending else 0,
+                        now_ms,
+                        now_ms + int(result.retry_after_s * 1000),
+                        result.message,
+                        pending.id if pending else None,
+                    )
+                )
+                continue
             elif result.verdict == "retry":
                 attempts_made = (pending.attempts if pending else 0) + 1
                 first_failed = pending.first_failed_ms if pending else now_ms

@@ -96,6 +96,12 @@ class Action:
     batch_keys: tuple[str, ...] = ()
     """Fields whose values must be equal within one batch (a webhook's url and method):
     payloads are grouped by them before batching."""
+    batch_by_default: bool = True
+    """Whether a subscription that does not say `batch:` uses `perform_batch`."""
+    creates: Callable[[dict[str, Any]], str | None] | None = None
+    """The name of what the destination creates for a payload when the name is new to
+    it (a Kameleoon goal per event name): paced under the definition's
+    `creation_limits`."""
     max_batch_bytes: int | None = None
     """A cap on a batch's payload bytes lower than the delivery's `batch_bytes` (the
     receiving API's own request limit)."""
@@ -130,6 +136,8 @@ class Definition:
     actions: tuple[Action, ...]
     presets: tuple[Preset, ...] = ()
     authentication: Callable[[SettingValues], Request | None] | None = None
+    creation_limits: tuple[tuple[int, float], ...] = ()
+    """(count, seconds): at most `count` new names (`Action.creates`) per `seconds`."""
 
     def action(self, name: str) -> Action:
         """The action called `name`; raises KeyError."""

@@ -22,6 +22,7 @@ import httpcore
 import httpx
 
 from trackway.destinations.transport import Request, Response, TransportError
+from trackway.outbound import USER_AGENT
 
 MAX_RESPONSE_BYTES = 1024 * 1024
 """The most of a response body kept (for error samples); the rest is not read."""
@@ -29,34 +30,43 @@ MAX_RESPONSE_BYTES = 1024 * 1024
 _SCHEMES = frozenset({"http", "https"})
 _NO_BODY = frozenset({"GET", "HEAD", "DELETE", "OPTIONS"})
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+_USER_AGENT = USER_AGENT.encode("ascii")
 _KEEPALIVE_S = 5.0  # idle connections older than this are closed, not reused (as httpx)
 
 
 class HttpTransport:
     """Sends requests over one keep-alive pool; safe to call from several threads.
 
-    Targets resolving to a non-public address are refused (TransportError "blocked")
-    unless `allow_private`. Redirects are not followed; proxy environment variables are
-    ignored.
+    Targets resolving to a non-public address are refused (TransportError "blocked",
+    naming the setting that allows them on `destination`) unless `allow_private`. Every
+    request carries `User-Agent: Trackway/<version>` unless it sets its own. Redirects
+    are not followed; proxy environment variables are ignored.
     """
 
     def __init__(
-        self, timeout_s: float = 10.0, allow_private: bool = False, max_connections: int = 16
+        self,
+        timeout_s: float = 10.0,
+        allow_private: bool = False,
+        max_connections: int = 16,
+        destination: str | None = None,
     ) -> None:
         self.timeout_s = timeout_s
         self._timeouts = {"connect": timeout_s, "read": timeout_s, "write": timeout_s}
         self._pool = httpcore.ConnectionPool(
             max_connections=max_connections,
             keepalive_expiry=_KEEPALIVE_S,
-            network_backend=_GuardedBackend(allow_private),
+            network_backend=_GuardedBackend(allow_private, destination),
         )
 
     def send(self, request: Request) -> Response:
         url, netloc, host = _target(request.url)
         headers = _encode_headers(request.headers, host)
-        if not any(name.lower() == b"host" for name, _ in headers):
+        names = {name.lower() for name, _ in headers}
+        if b"host" not in names:
             # httpcore would write an IPv6 host without its brackets
             headers.insert(0, (b"Host", netloc))
+        if b"user-agent" not in names:  # a mapping's own User-Agent wins
+            headers.append((b"User-Agent", _USER_AGENT))
         body = None if not request.body and request.method in _NO_BODY else request.body
         started = time.perf_counter()
         try:
@@ -117,6 +127,24 @@ def address_refusal(address: str) -> str | None:
     return None
 
 
+def host_refusal(host: str) -> str | None:
+    """Why the guard would refuse `host` ("localhost (127.0.0.1) is a loopback
+    address"), or None; None too when it does not resolve (now)."""
+    try:
+        return _refusal(host, _resolve(host, 0))
+    except httpcore.ConnectError:
+        return None
+
+
+def _refusal(host: str, addresses: list[str]) -> str | None:
+    for address in addresses:
+        kind = address_refusal(address)
+        if kind is not None:
+            shown = host if host == address else f"{host} ({address})"
+            return f"{shown} is a {kind} address"
+    return None
+
+
 class _Refused(Exception):
     """The guard refused an address (raised inside the pool, turned into "blocked")."""
 
@@ -124,8 +152,10 @@ class _Refused(Exception):
 class _GuardedBackend(httpcore.SyncBackend):
     """Opens TCP connections only to addresses the guard accepted."""
 
-    def __init__(self, allow_private: bool) -> None:
+    def __init__(self, allow_private: bool, destination: str | None) -> None:
         self._allow_private = allow_private
+        where = f" on destination '{destination}'" if destination else ""
+        self._remedy = f"set delivery.allow_private_addresses: true{where} to allow it"
 
     def connect_tcp(
         self,
@@ -136,15 +166,9 @@ class _GuardedBackend(httpcore.SyncBackend):
         socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
     ) -> httpcore.NetworkStream:
         addresses = _resolve(host, port)
-        if not self._allow_private:
-            for address in addresses:
-                kind = address_refusal(address)
-                if kind is not None:
-                    shown = host if host == address else f"{host} ({address})"
-                    raise _Refused(
-                        f"refused to connect to {shown}: a {kind} address (reachable only"
-                        " when the destination allows private addresses)"
-                    )
+        refusal = None if self._allow_private else _refusal(host, addresses)
+        if refusal is not None:
+            raise _Refused(f"{refusal}; {self._remedy}")
         failure: httpcore.ConnectError | None = None
         for address in addresses:  # the checked addresses, never the name again
             try:

@@ -65,7 +65,7 @@ def replay(
     """Move the destination's cursor back to the first event received at `since_ms`."""
     position = position_at(log, since_ms)
     events = log.last_seqs()["accepted"] - position
-    store.move_cursor(spec.name, position)
+    store.move_cursor(spec.name, position, int(time.time() * 1000))
     return {"position": position, "events": events}
 
 

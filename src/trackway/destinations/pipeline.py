@@ -24,6 +24,7 @@ from trackway.destinations.framework import (
     Definition,
     Discard,
     SettingType,
+    SettingValues,
     check_settings,
     validate_payload,
 )
@@ -120,15 +121,16 @@ class Destination:
 
     def requests(
         self, subscription: Subscription, payloads: list[dict[str, Any]]
-    ) -> Iterator[tuple[list[int], Request]]:
+    ) -> Iterator[tuple[list[int], Request | Discard]]:
         """The requests for these payloads of one subscription, each with the indexes of
         the payloads it carries: batches (of payloads equal in the action's batch keys, up
         to the batch size and bytes) when the subscription batches, else one request per
-        payload."""
+        payload. A request the action refuses to build (an event too large, a header it
+        cannot send) is its Discard."""
         action = subscription.action
         if not (subscription.batch and action.perform_batch is not None):
             for index, payload in enumerate(payloads):
-                yield [index], action.perform(payload, self.settings)
+                yield [index], _built(action.perform, payload, self.settings)
             return
         delivery = self.spec.delivery
         limit_bytes = min(delivery.batch_bytes, action.max_batch_bytes or MAX_BATCH_BYTES)
@@ -143,15 +145,14 @@ class Destination:
                 length = len(codec.dumps(payloads[index]))
                 full = len(indexes) >= delivery.batch_size or size + length > limit_bytes
                 if indexes and full:
-                    yield (
-                        indexes,
-                        action.perform_batch([payloads[i] for i in indexes], self.settings),
-                    )
+                    batch = [payloads[i] for i in indexes]
+                    yield indexes, _built(action.perform_batch, batch, self.settings)
                     indexes, size = [], 0
                 indexes.append(index)
                 size += length
             if indexes:
-                yield indexes, action.perform_batch([payloads[i] for i in indexes], self.settings)
+                batch = [payloads[i] for i in indexes]
+                yield indexes, _built(action.perform_batch, batch, self.settings)
 
     def sample_request(self, request: Request) -> dict[str, Any]:
         """A request as shown in samples and by the event tester: secrets masked."""
@@ -205,7 +206,7 @@ def _subscription(
     action_name: str,
     condition: str,
     mapping: dict[str, Any] | None,
-    batch: bool,
+    batch: bool | None,
 ) -> Subscription:
     action = definition.action(action_name)
     return Subscription(
@@ -213,8 +214,17 @@ def _subscription(
         action,
         compile_condition(condition),
         compile_mapping(mapping if mapping is not None else action.default_mapping()),
-        batch,
+        action.batch_by_default if batch is None else batch,
     )
+
+
+def _built(
+    perform: Callable[[Any, SettingValues], Request], payload: Any, settings: SettingValues
+) -> Request | Discard:
+    try:
+        return perform(payload, settings)
+    except Discard as exc:
+        return exc
 
 
 def _matches(condition: fql.Expression, event: dict[str, Any]) -> bool:

@@ -37,6 +37,7 @@ def delivery_report(
         "success_rate": round(total.delivered / total.attempts, 4) if total.attempts else None,
         "lag_events": max(0, end_of_log - cursor.position),
         "retry_waiting": store.waiting(spec.name),
+        "held_waiting": store.held(spec.name),
         "dead_letters": store.dead_letter_count(spec.name),
         "errors": [
             {
@@ -79,7 +80,8 @@ def render(report: dict[str, Any]) -> str:
     console.print(
         f"successful delivery rate: {'-' if rate is None else f'{rate * 100:.2f}%'}   "
         f"behind the log: {report['lag_events']} events   "
-        f"waiting to be retried: {report['retry_waiting']}   "
+        f"waiting to be retried: {report['retry_waiting']}"
+        f"{_held(report['held_waiting'])}   "
         f"dead letters: {report['dead_letters']}"
     )
     for error in report["errors"]:
@@ -98,6 +100,10 @@ def render(report: dict[str, Any]) -> str:
             markup=False,
         )
     return terminal.text(console).rstrip()
+
+
+def _held(held: int) -> str:
+    return f" (held by creation limits: {held})" if held else ""
 
 
 def _row(counts: Counts) -> dict[str, Any]:

@@ -3,7 +3,7 @@ its filters), showing per matched action the payload, the request and the real
 response (or, in a dry run, the request only)."""
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from trackway.destinations.delivery import RETRY_STATUSES, Functions
 from trackway.destinations.framework import Discard
@@ -11,6 +11,8 @@ from trackway.destinations.pipeline import Destination
 from trackway.destinations.transport import Transport, TransportError
 
 NO_MATCH = "No subscription matches this event."
+DRY_RUN = "not sent (dry run)"
+BLOCKED = "blocked"
 
 
 @dataclass(slots=True)
@@ -22,7 +24,7 @@ class TestedAction:
     payload: dict[str, Any] | None = None
     request: dict[str, Any] | None = None
     response: dict[str, Any] | None = None
-    status: str = "not sent (dry run)"
+    status: str = DRY_RUN
     error: str | None = None
 
 
@@ -33,6 +35,20 @@ class TestResult:
     destination: str
     message: str = ""
     actions: list[TestedAction] = field(default_factory=list)
+    function_failed: bool = False
+    """The insert function raised or timed out (`message` says how)."""
+
+    @property
+    def outcome(self) -> Literal["ok", "failed", "blocked"]:
+        """`blocked` when a request was refused before it was sent (a private address,
+        an invalid URL), else `failed` when a request failed or got a non-2xx answer, a
+        payload was invalid or the insert function failed, else `ok`."""
+        statuses = {tested.status for tested in self.actions}
+        if BLOCKED in statuses:
+            return "blocked"
+        if self.function_failed or statuses - {"delivered", DRY_RUN}:
+            return "failed"
+        return "ok"
 
 
 def test_event(
@@ -53,6 +69,7 @@ def test_event(
         (ran,) = functions.run(code, [routed.event], dict(destination.spec.function_settings))
         if ran.failure is not None:
             result.message = f"insert function {ran.failure.kind}: {ran.failure.message}"
+            result.function_failed = True
             return result
         events = ran.events
         if not events:
@@ -68,13 +85,17 @@ def test_event(
                 tested.status, tested.error = "invalid payload", str(exc)
                 continue
             ((_, request),) = destination.requests(subscription, [tested.payload])
+            if isinstance(request, Discard):
+                tested.status, tested.error = "invalid payload", str(request)
+                continue
             tested.request = destination.sample_request(request)
             if transport is None:
                 continue
             try:
                 response = transport.send(request)
             except TransportError as exc:
-                tested.status, tested.error = "failed", f"{exc.kind}: {exc.message}"
+                tested.status = BLOCKED if exc.kind == "blocked" else "failed"
+                tested.error = f"{exc.kind}: {exc.message}"
                 continue
             tested.response = destination.sample_response(response)
             if 200 <= response.status < 300:

@@ -15,6 +15,7 @@ before the lease can be taken, and the process taking over starts from the store
 cursor, so only the window that was in flight can be delivered twice.
 """
 
+import dataclasses
 import functools
 import logging
 import threading
@@ -22,11 +23,13 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
+from trackway.console import ConsoleLines
 from trackway.destinations import alerts, config
 from trackway.destinations.config import DestinationSpec
-from trackway.destinations.delivery import Delivery, Functions, Job
+from trackway.destinations.delivery import HELD, Delivery, Functions, Job
 from trackway.destinations.http import HttpTransport
 from trackway.destinations.metrics import DeliveryMetrics
+from trackway.destinations.pacing import NamePacer
 from trackway.destinations.pipeline import Destination
 from trackway.destinations.secrets import Secrets
 from trackway.destinations.state import Cursor, DeliveryStore, Outcome, open_delivery_store
@@ -51,6 +54,27 @@ _UNBATCHED_PER_SLOT = 16
 _WINDOW_MAX = 4_000
 
 
+def console_summary(outcome: Outcome) -> str:
+    """What went wrong in an outcome, for the console ("" when nothing did): how many
+    events were blocked, dead-lettered, will be retried or wait for room under the
+    destination's creation limits (held), each with its first error."""
+    blocked = [d.error for d in outcome.dead if d.error.startswith("blocked:")]
+    dead = [d.error for d in outcome.dead if not d.error.startswith("blocked:")]
+    held = [p.error for p in outcome.retry if p.error.startswith(HELD)]
+    retrying = [p.error for p in outcome.retry if not p.error.startswith(HELD)]
+    parts = [
+        f"{len(errors)} {what} ({errors[0]})"
+        for what, errors in (
+            ("blocked", blocked),
+            ("dead-lettered", dead),
+            ("retrying", retrying),
+            ("held", held),
+        )
+        if errors
+    ]
+    return "; ".join(parts)
+
+
 def http_transport(destination: Destination) -> Transport:
     """The real transport for a destination, from its delivery options."""
     delivery = destination.spec.delivery
@@ -58,6 +82,7 @@ def http_transport(destination: Destination) -> Transport:
         timeout_s=destination.timeout_s,
         allow_private=delivery.allow_private_addresses,
         max_connections=delivery.concurrency,
+        destination=destination.name,
     )
 
 
@@ -73,9 +98,12 @@ class DestinationWorker:
         functions: Functions | None,
         leased: Callable[[], bool] = lambda: True,
         metrics: DeliveryMetrics | None = None,
+        console: ConsoleLines | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.destination = destination
         self.metrics = metrics
+        self.console = console or ConsoleLines(logger)
         self.leased = leased
         """Whether this process still holds the destination's lease: checked before
         each window, so a worker never starts one after losing it."""
@@ -86,7 +114,11 @@ class DestinationWorker:
         self._executor = ThreadPoolExecutor(
             concurrency, thread_name_prefix=f"trackway-deliver-{destination.name}"
         )
-        self.delivery = Delivery(destination, transport, self._executor, functions)
+        limits = destination.definition.creation_limits
+        pacer = NamePacer(limits, store.names(destination.name), clock) if limits else None
+        self.delivery = Delivery(
+            destination, transport, self._executor, functions, clock=clock, pacer=pacer
+        )
         batched = any(s.batch and s.action.perform_batch for s in destination.subscriptions)
         per_slot = destination.spec.delivery.batch_size if batched else _UNBATCHED_PER_SLOT
         self.window = min(_WINDOW_MAX, concurrency * per_slot)
@@ -123,7 +155,7 @@ class DestinationWorker:
         cursor = self.store.cursor(spec.name, start)
         while not self._stop.is_set() and self.leased():
             try:
-                if self._retry_due():
+                if self._retry_due(cursor):
                     continue
                 wait = self._down_wait()
                 if wait and self._stop.wait(wait):
@@ -153,23 +185,25 @@ class DestinationWorker:
                 counts = outcome.count("")
                 setattr(counts, routed.reason, getattr(counts, routed.reason) + 1)
                 continue
+            since = max(logged.received_at_ms, cursor.replayed_at_ms)
             jobs.extend(
-                Job(sub, routed.event, logged.position, logged.received_at_ms)
+                Job(sub, routed.event, logged.position, logged.received_at_ms, since)
                 for sub in routed.subscriptions
             )
         if jobs:
             self.delivery.run(jobs, outcome)
-        moved = Cursor(events[-1].position, cursor.generation)
+        moved = dataclasses.replace(cursor, position=events[-1].position)
         recorded = self.store.record(self.destination.name, outcome, moved)
         self._count(outcome)
+        self._tell(outcome)
         if recorded:
             return moved, len(events)
         # moved by hand (replay) meanwhile: continue from there
         return self.store.cursor(self.destination.name, moved.position), len(events)
 
-    def _retry_due(self) -> bool:
+    def _retry_due(self, cursor: Cursor) -> bool:
         """Deliver retries that are due; False when none are."""
-        now_ms = int(time.time() * 1000)
+        now_ms = int(self.delivery.clock() * 1000)
         due = self.store.due(self.destination.name, now_ms, self.window)
         if not due:
             return False
@@ -183,18 +217,36 @@ class DestinationWorker:
                 if pending.id is not None:
                     outcome.done.append(pending.id)
                 continue
+            since = max(pending.received_at_ms, cursor.replayed_at_ms)
             jobs.append(
-                Job(subscription, pending.event, pending.position, pending.received_at_ms, pending)
+                Job(
+                    subscription,
+                    pending.event,
+                    pending.position,
+                    pending.received_at_ms,
+                    since,
+                    pending,
+                )
             )
         if jobs:
             self.delivery.run(jobs, outcome)
         self.store.record(self.destination.name, outcome, None)
         self._count(outcome)
+        self._tell(outcome)
         return True
 
     def _count(self, outcome: Outcome) -> None:
         if self.metrics is not None:
             self.metrics.add(self.destination.name, outcome)
+
+    def _tell(self, outcome: Outcome) -> None:
+        """One console line (rate-limited) when events were blocked, dead-lettered or
+        put back for a retry."""
+        summary = console_summary(outcome)
+        if summary:
+            self.console.line(
+                self.destination.name, f"destination '{self.destination.name}': {summary}"
+            )
 
     def _down_wait(self) -> float:
         failures = self.delivery.failures_in_row
@@ -227,7 +279,10 @@ class Deliveries:
         transports: TransportFactory = http_transport,
         functions: Callable[[], Functions] | None = None,
         leases: Leases | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
+        self.clock = clock
+        """The time deliveries see (retries due, creation limits): injectable for tests."""
         self.data_dir = settings.data_dir
         self.log = log
         self.store = store
@@ -241,6 +296,8 @@ class Deliveries:
             lambda: self.log.last_seqs()["accepted"],
         )
         self.leases = LeaseHolder(leases, self._lost)
+        self.console = ConsoleLines(logger)
+        """Shared by the workers, so a restarted worker keeps its destination's limit."""
         self.running: dict[str, tuple[DestinationSpec, DestinationWorker]] = {}
         self._failed: dict[str, DestinationSpec] = {}
         self._stopped = threading.Event()
@@ -283,6 +340,8 @@ class Deliveries:
                 self._function_pool() if spec.function else None,
                 leased=functools.partial(self.leases.holds, key),
                 metrics=self.metrics,
+                console=self.console,
+                clock=self.clock,
             )
             worker.start()
             self.running[name] = (spec, worker)

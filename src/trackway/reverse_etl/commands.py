@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-import httpx
 import msgspec
 from rich.console import Console
 from rich.progress import (
@@ -25,12 +24,13 @@ from rich.table import Table
 from trackway import codec, terminal
 from trackway.cli_options import data_dir_option, friendly, json_option, storage_settings
 from trackway.client.send import DEFAULT_DATA_PLANE
+from trackway.outbound import outbound_client
 from trackway.reverse_etl import config
 from trackway.reverse_etl.connections import run_query
 from trackway.reverse_etl.errors import ReverseEtlError
 from trackway.reverse_etl.runner import Runner
 from trackway.reverse_etl.schedule import next_run
-from trackway.reverse_etl.state import Run, SyncStore, open_sync_store
+from trackway.reverse_etl.state import Run, SyncStore, describe_run, open_sync_store
 from trackway.server.run import open_state
 from trackway.storage.base import SourceNotFound, StateStore
 
@@ -166,7 +166,7 @@ def syncs_show(name: str, data_dir: Path, as_json: bool) -> None:
     click.echo(f"Sync '{name}': {sync.type} from model '{sync.model}' to {_target_text(sync)}")
     click.echo(f"Schedule: {_schedule_text(sync)}" + (f", next run {upcoming}" if upcoming else ""))
     click.echo(f"Snapshot: {size} row(s) sent and acknowledged")
-    click.echo("Last run: " + (_run_line(runs[0]) if runs else "none"))
+    click.echo("Last run: " + (describe_run(runs[0]) if runs else "none"))
     for e in errors:
         click.echo(f"  {e.status} {e.kind} row {e.pk!r}: {e.error}")
 
@@ -198,7 +198,7 @@ def syncs_run(name: str, full_resync: bool, data_plane: str, data_dir: Path, as_
     console = Console(stderr=True)
     with (
         _sync_store(data_dir) as state,
-        httpx.Client() as client,
+        outbound_client() as client,
         Progress(
             TextColumn(f"sync '{name}'"),
             BarColumn(),
@@ -217,7 +217,7 @@ def syncs_run(name: str, full_resync: bool, data_plane: str, data_dir: Path, as_
             full_resync=full_resync,
             progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
-    click.echo(codec.dumps_text(_run_json(run)) if as_json else _run_line(run))
+    click.echo(codec.dumps_text(_run_json(run)) if as_json else describe_run(run))
     if run.status in ("failed", "cancelled"):
         if as_json:
             sys.exit(1)
@@ -245,7 +245,7 @@ def syncs_runs(name: str, limit: int, data_dir: Path, as_json: bool) -> None:
     if not runs:
         click.echo(f"Sync '{name}' has not run yet: trackway syncs run {name}")
     for run in runs:
-        click.echo(_run_line(run))
+        click.echo(describe_run(run))
 
 
 @syncs.command(name="reset")
@@ -273,17 +273,6 @@ def _run_json(run: Run) -> dict[str, Any]:
     out = asdict(run)
     out.update(out.pop("counts"))
     return out
-
-
-def _run_line(run: Run) -> str:
-    c = run.counts
-    line = (
-        f"run {run.id} ({run.trigger}{', full resync' if run.full_resync else ''})"
-        f" {run.status} {run.started_at} -> {run.ended_at or '...'}:"
-        f" added {c.added}, changed {c.changed}, removed {c.removed};"
-        f" sent {c.sent}, failed {c.failed}, rejected {c.rejected}"
-    )
-    return line + (f" ({run.error})" if run.error else "")
 
 
 def _schedule_text(sync: config.SyncSpec) -> str:

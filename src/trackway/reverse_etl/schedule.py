@@ -16,14 +16,14 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-import httpx
-
+from trackway.console import ConsoleLines
+from trackway.outbound import outbound_client
 from trackway.reverse_etl import config
 from trackway.reverse_etl.cron import parse_cron
 from trackway.reverse_etl.errors import ReverseEtlError
 from trackway.reverse_etl.metrics import ReverseEtlMetrics
 from trackway.reverse_etl.runner import Runner
-from trackway.reverse_etl.state import Run, SyncStore, open_sync_store
+from trackway.reverse_etl.state import Run, SyncStore, describe_run, open_sync_store
 from trackway.settings import Settings, parse_duration
 from trackway.storage.base import StateStore, StorageUnavailable
 from trackway.storage.leases import LeaseHolder, Leases
@@ -115,6 +115,8 @@ class SchedulerThread(threading.Thread):
         self._running: str | None = None
         self.metrics = ReverseEtlMetrics()
         """The runs of this worker, for `/metrics`."""
+        self.console = ConsoleLines(_log)
+        """One line per run on the server console, at most one per sync every 10 s."""
 
     def stop(self, timeout: float | None = 30.0) -> None:
         """Ask the worker to stop (a run in progress ends after its current batch); wait."""
@@ -126,7 +128,7 @@ class SchedulerThread(threading.Thread):
     def run(self) -> None:
         syncs = open_sync_store(self.settings)
         try:
-            with httpx.Client() as client:
+            with outbound_client() as client:
                 runner = Runner(
                     self.data_dir,
                     self.store,
@@ -176,8 +178,8 @@ class SchedulerThread(threading.Thread):
             # Already recorded as a failed run; the worker must outlive any one sync.
             _log.exception("scheduled run of sync %r failed", name)
             return
-        if run.status not in ("succeeded", "partial"):
-            _log.warning("scheduled run %d of sync %r %s: %s", run.id, name, run.status, run.error)
+        level = logging.INFO if run.status == "succeeded" else logging.WARNING
+        self.console.line(name, f"sync '{name}': {describe_run(run)}", level)
 
 
 def _lease_key(sync: str) -> str:

@@ -14,6 +14,7 @@ import click
 import uvicorn
 from prometheus_client.registry import Collector
 
+from trackway.console import show_on_console
 from trackway.destinations.worker import Deliveries
 from trackway.reverse_etl.schedule import SchedulerThread
 from trackway.server.app import Worker, create_app
@@ -75,6 +76,7 @@ def serve(settings: Settings) -> None:
     # costing 13-15% of the CPU (bench/RESULTS.md).
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)
+    show_on_console()
     store = open_state(settings)
     log = open_log(settings)
     if settings.role != "worker":

@@ -15,6 +15,7 @@ from trackway import codec
 from trackway.destinations.framework import (
     Action,
     Definition,
+    Discard,
     Field,
     FieldType,
     InvalidSettings,
@@ -29,12 +30,35 @@ BASE_URL = "https://integrations.kameleoon.com/segmentio"
 VISITOR_CODE = "kameleoonVisitorCode"
 
 
+MAX_EVENT_BYTES = 1024 * 1024
+"""Kameleoon refuses event data over 1 MB."""
+GOAL_LIMITS = ((50, 10.0), (1_000, 3_600.0))
+"""Kameleoon creates at most 50 goals per 10 s and 1,000 per 60 min."""
+_GOAL_TYPES = frozenset({"track", "page", "screen"})
+
+
 def _perform(payload: dict[str, Any], settings: SettingValues) -> Request:
+    body = codec.dumps(_body(payload))
+    if len(body) > MAX_EVENT_BYTES:
+        raise Discard(
+            f"the event is {len(body):,} bytes; Kameleoon accepts at most 1 MB"
+            f" ({MAX_EVENT_BYTES:,} bytes)"
+        )
     headers = {
+        "content-type": "application/json",
         "authorization": f"Basic {settings['apiKey']}",
         "x-segment-settings": settings["sitecode"],
     }
-    return Request.json("POST", settings["endpoint"], _body(payload), headers)
+    return Request("POST", settings["endpoint"], headers, body)
+
+
+def goal_name(payload: dict[str, Any]) -> str | None:
+    """The goal Kameleoon converts (creating it when new) for a track, page or screen
+    payload: "SegmentIO <type> <en dash> <event name>", as its help article says."""
+    name = payload.get("event") or payload.get("name")
+    if payload.get("type") not in _GOAL_TYPES or not isinstance(name, str):
+        return None
+    return f"SegmentIO {payload['type']} \u2013 {name}"
 
 
 def _body(payload: dict[str, Any]) -> dict[str, Any]:
@@ -144,6 +168,7 @@ LOG_EVENT = Action(
     ),
     perform=_perform,
     default_subscription='type = "track"',
+    creates=goal_name,
 )
 
 PAGE = Action(
@@ -162,6 +187,7 @@ PAGE = Action(
     ),
     perform=_perform,
     default_subscription='type = "page"',
+    creates=goal_name,
 )
 
 IDENTIFY = Action(
@@ -228,4 +254,5 @@ DEFINITION = Definition(
         Preset("Identify Calls", "identify", 'type = "identify"'),
     ),
     authentication=_authentication,
+    creation_limits=GOAL_LIMITS,
 )

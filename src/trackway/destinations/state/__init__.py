@@ -172,6 +172,8 @@ class Outcome:
     """Ids of stored retries that ended (delivered, or moved to `dead`)."""
     dead: list[DeadLetter] = field(default_factory=list)
     errors: list[ErrorSample] = field(default_factory=list)
+    names: dict[str, int] = field(default_factory=dict)
+    """Names the destination learnt (a Kameleoon goal created), with the epoch ms."""
 
     def count(self, action: str) -> Counts:
         found = self.counts.get(action)
@@ -187,6 +189,9 @@ class Cursor:
 
     position: int
     generation: int
+    replayed_at_ms: int = 0
+    """When it was last moved by hand (0: never): the latency of an event that arrived
+    before then counts from then, not from its arrival."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,12 +220,22 @@ class DeliveryStore(Protocol):
         (then returns False)."""
         ...
 
-    def move_cursor(self, destination: str, position: int) -> Cursor: ...
+    def move_cursor(self, destination: str, position: int, at_ms: int) -> Cursor:
+        """Move the cursor by hand (replay) at `at_ms`: a new generation."""
+        ...
+
+    def names(self, destination: str) -> dict[str, int]:
+        """The names the destination learnt (`Outcome.names`), with when."""
+        ...
 
     def due(self, destination: str, now_ms: int, limit: int) -> list[Pending]: ...
 
     def waiting(self, destination: str) -> int:
         """How many events wait in the retry schedule."""
+        ...
+
+    def held(self, destination: str) -> int:
+        """How many of them wait for room under the destination's creation limits."""
         ...
 
     def dead_letters(self, destination: str, limit: int) -> list[DeadLetter]: ...

@@ -75,20 +75,29 @@ class PostgresDeliveryStore:
                 " ON CONFLICT (destination) DO NOTHING",
                 (destination, start),
             )
-            [(position, generation)] = conn.execute(
-                "SELECT position, generation FROM delivery_cursors WHERE destination = %s",
+            [row] = conn.execute(
+                "SELECT position, generation, replayed_at_ms FROM delivery_cursors"
+                " WHERE destination = %s",
                 (destination,),
             ).fetchall()
-        return Cursor(position, generation)
+        return Cursor(*row)
 
-    def move_cursor(self, destination: str, position: int) -> Cursor:
-        [(moved, generation)] = self._rows(
-            "INSERT INTO delivery_cursors(destination, position) VALUES (%s, %s)"
-            " ON CONFLICT (destination) DO UPDATE SET position = excluded.position,"
-            " generation = delivery_cursors.generation + 1 RETURNING position, generation",
-            (destination, position),
+    def move_cursor(self, destination: str, position: int, at_ms: int) -> Cursor:
+        [row] = self._rows(
+            "INSERT INTO delivery_cursors(destination, position, replayed_at_ms)"
+            " VALUES (%s, %s, %s) ON CONFLICT (destination) DO UPDATE SET"
+            " position = excluded.position, generation = delivery_cursors.generation + 1,"
+            " replayed_at_ms = excluded.replayed_at_ms"
+            " RETURNING position, generation, replayed_at_ms",
+            (destination, position, at_ms),
         )
-        return Cursor(moved, generation)
+        return Cursor(*row)
+
+    def names(self, destination: str) -> dict[str, int]:
+        rows = self._rows(
+            "SELECT name, at_ms FROM delivery_names WHERE destination = %s", (destination,)
+        )
+        return dict(rows)
 
     def record(self, destination: str, outcome: Outcome, cursor: Cursor | None) -> bool:
         with self._transaction() as conn:
@@ -130,6 +139,12 @@ class PostgresDeliveryStore:
                 )
             if outcome.done:
                 cur.execute("DELETE FROM delivery_retries WHERE id = ANY(%s)", (outcome.done,))
+            if outcome.names:
+                cur.executemany(
+                    "INSERT INTO delivery_names(destination, name, at_ms) VALUES (%s, %s, %s)"
+                    " ON CONFLICT DO NOTHING",
+                    [(destination, name, at_ms) for name, at_ms in outcome.names.items()],
+                )
             new = [r for r in outcome.retry if r.id is None]
             again = [r for r in outcome.retry if r.id is not None]
             if new:
@@ -175,6 +190,13 @@ class PostgresDeliveryStore:
 
     def waiting(self, destination: str) -> int:
         return self._count("delivery_retries", destination)
+
+    def held(self, destination: str) -> int:
+        [(count,)] = self._rows(
+            "SELECT count(*) FROM delivery_retries WHERE destination = %s AND error LIKE 'held:%%'",
+            (destination,),
+        )
+        return int(count)
 
     def dead_letter_count(self, destination: str) -> int:
         return self._count("delivery_dead_letters", destination)
@@ -257,5 +279,8 @@ class PostgresDeliveryStore:
 
     def forget(self, destination: str) -> None:
         with self._transaction() as conn:
-            for table in ("cursors", "retries", "dead_letters", "stats", "errors", "alerts"):
+            for table in (
+                *("cursors", "retries", "dead_letters", "stats", "errors", "alerts"),
+                "names",
+            ):
                 conn.execute(f"DELETE FROM delivery_{table} WHERE destination = %s", (destination,))

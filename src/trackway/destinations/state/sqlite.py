@@ -92,6 +92,15 @@ MIGRATIONS = (
     );
     CREATE INDEX alerts_by_destination ON alerts(destination, id);
     """,
+    """
+    ALTER TABLE cursors ADD COLUMN replayed_at_ms INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE names(
+        destination TEXT NOT NULL,
+        name TEXT NOT NULL,
+        at_ms INTEGER NOT NULL,
+        PRIMARY KEY (destination, name)
+    ) WITHOUT ROWID;
+    """,
 )
 
 
@@ -117,20 +126,29 @@ class SQLiteDeliveryStore:
                 " ON CONFLICT(destination) DO NOTHING",
                 (destination, start),
             )
-            position, generation = self._conn.execute(
-                "SELECT position, generation FROM cursors WHERE destination = ?", (destination,)
+            row = self._conn.execute(
+                "SELECT position, generation, replayed_at_ms FROM cursors WHERE destination = ?",
+                (destination,),
             ).fetchone()
-        return Cursor(position, generation)
+        return Cursor(*row)
 
-    def move_cursor(self, destination: str, position: int) -> Cursor:
+    def move_cursor(self, destination: str, position: int, at_ms: int) -> Cursor:
         with self._lock:
             row = self._conn.execute(
-                "INSERT INTO cursors(destination, position) VALUES (?, ?)"
+                "INSERT INTO cursors(destination, position, replayed_at_ms) VALUES (?, ?, ?)"
                 " ON CONFLICT(destination) DO UPDATE SET position = excluded.position,"
-                " generation = generation + 1 RETURNING position, generation",
-                (destination, position),
+                " generation = generation + 1, replayed_at_ms = excluded.replayed_at_ms"
+                " RETURNING position, generation, replayed_at_ms",
+                (destination, position, at_ms),
             ).fetchone()
-        return Cursor(row[0], row[1])
+        return Cursor(*row)
+
+    def names(self, destination: str) -> dict[str, int]:
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT name, at_ms FROM names WHERE destination = ?", (destination,)
+            ).fetchall()
+        return dict(rows)
 
     def record(self, destination: str, outcome: Outcome, cursor: Cursor | None) -> bool:
         moved = True
@@ -161,6 +179,10 @@ class SQLiteDeliveryStore:
             self._add_counts(destination, action, minute, counts)
         if outcome.done:
             conn.executemany("DELETE FROM retries WHERE id = ?", [(rid,) for rid in outcome.done])
+        conn.executemany(
+            "INSERT INTO names(destination, name, at_ms) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+            [(destination, name, at_ms) for name, at_ms in outcome.names.items()],
+        )
         for item in outcome.retry:
             values = item.row()
             if item.id is None:
@@ -226,6 +248,14 @@ class SQLiteDeliveryStore:
 
     def waiting(self, destination: str) -> int:
         return self._count("retries", destination)
+
+    def held(self, destination: str) -> int:
+        with self._lock:
+            [count] = self._conn.execute(
+                "SELECT count(*) FROM retries WHERE destination = ? AND error LIKE 'held:%'",
+                (destination,),
+            ).fetchone()
+        return int(count)
 
     def dead_letter_count(self, destination: str) -> int:
         return self._count("dead_letters", destination)
@@ -326,7 +356,7 @@ class SQLiteDeliveryStore:
 
     def forget(self, destination: str) -> None:
         with self._lock:
-            for table in ("cursors", "retries", "dead_letters", "stats", "errors", "alerts"):
+            for table in _TABLES:
                 self._conn.execute(f"DELETE FROM {table} WHERE destination = ?", (destination,))
 
     def prune(self, now_ms: int) -> None:
@@ -335,6 +365,9 @@ class SQLiteDeliveryStore:
             self._conn.execute(
                 "DELETE FROM stats WHERE minute < ?", ((now_ms - KEEP_STATS_MS) // 60_000,)
             )
+
+
+_TABLES = ("cursors", "retries", "dead_letters", "stats", "errors", "alerts", "names")
 
 
 def _now_minute() -> int:

@@ -1,4 +1,5 @@
-"""Webhook: any HTTP endpoint gets the events as JSON, one per request or in batches.
+"""Webhook: any HTTP endpoint gets the events as JSON, one per request (or, with a
+subscription's `batch: true`, in batches).
 
 Modelled on Segment's Webhook (Actions): one action, `send`, whose fields are the URL,
 the method, extra headers and the data (the whole event unless mapped). With a shared
@@ -101,6 +102,8 @@ SEND = Action(
     perform_batch=_perform_batch,
     default_subscription=ALL_EVENTS,
     batch_keys=("url", "method", "headers"),
+    # as Segment's Webhook (Actions), whose receivers expect one JSON object per request
+    batch_by_default=False,
 )
 
 DEFINITION = Definition(

@@ -70,6 +70,18 @@ class Run:
     error: str | None = None
 
 
+def describe_run(run: Run) -> str:
+    """A run on one line: trigger, status, times and counts (and its error)."""
+    c = run.counts
+    line = (
+        f"run {run.id} ({run.trigger}{', full resync' if run.full_resync else ''})"
+        f" {run.status} {run.started_at} -> {run.ended_at or '...'}:"
+        f" added {c.added}, changed {c.changed}, removed {c.removed};"
+        f" sent {c.sent}, failed {c.failed}, rejected {c.rejected}"
+    )
+    return line + (f" ({run.error})" if run.error else "")
+
+
 @dataclass(frozen=True)
 class RowError:
     """Why one row of a run was not delivered: `failed` (to send) or `rejected` (not valid)."""

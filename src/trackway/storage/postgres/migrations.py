@@ -216,6 +216,17 @@ MIGRATIONS = (
     DROP INDEX reverse_etl_runs_by_sync;
     CREATE UNIQUE INDEX reverse_etl_runs_by_number ON reverse_etl_runs(sync_id, number)
     """,
+    # a replay's time (latency counts from it) and the names destinations learnt
+    # (Kameleoon's goals)
+    """
+    ALTER TABLE delivery_cursors ADD COLUMN replayed_at_ms bigint NOT NULL DEFAULT 0;
+    CREATE TABLE delivery_names(
+        destination text NOT NULL,
+        name text NOT NULL,
+        at_ms bigint NOT NULL,
+        PRIMARY KEY (destination, name)
+    )
+    """,
 )
 
 
