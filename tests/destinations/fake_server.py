@@ -114,11 +114,17 @@ def _handler(server: FakeServer) -> type[BaseHTTPRequestHandler]:
 
         def handle_one(self) -> None:
             length = int(self.headers.get("content-length") or 0)
+            body = self.rfile.read(length)
+            if len(body) < length:
+                # The sender went away mid-request (a killed server): a real API never
+                # sees such a request as received either.
+                self.close_connection = True
+                return
             received = Received(
                 self.command,
                 self.path,
                 {name.lower(): value for name, value in self.headers.items()},
-                self.rfile.read(length),
+                body,
                 list(self.headers.items()),
                 (self.client_address[0], self.client_address[1]),
             )
