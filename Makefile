@@ -2,38 +2,53 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+RUN_STAMP := $(VENV)/.installed-run
+DEV_STAMP := $(VENV)/.installed
 NODE_STAMP := tests/clients/node_modules/.installed
+# Options for `trackway serve`: make run ARGS="--port 9000"
+ARGS ?=
 
-.PHONY: run test test-fast lint bench clean
+.PHONY: run test test-fast test-deps lint bench clean
 
-$(STAMP): pyproject.toml clients/python/pyproject.toml
+$(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+
+# What running Trackway needs, and no more.
+$(RUN_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+# What the tests, linters and type checks need besides.
+$(DEV_STAMP): pyproject.toml clients/python/pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[dev]' -e ./clients/python
 	touch $@
 
-$(NODE_STAMP): tests/clients/package.json tests/clients/package-lock.json
+# chromium, Node.js and npm, from apt-get when missing.
+test-deps:
+	@scripts/install-test-deps
+
+$(NODE_STAMP): tests/clients/package.json tests/clients/package-lock.json | test-deps
 	cd tests/clients && npm ci --silent --no-audit --no-fund
 	touch $@
 
-run: $(STAMP)
-	$(BIN)/trackway serve
+run: $(RUN_STAMP)
+	$(BIN)/trackway serve $(ARGS)
 
-lint: $(STAMP)
+lint: $(DEV_STAMP)
 	$(BIN)/ruff check src clients tests $(wildcard bench)
 	$(BIN)/ruff format --check src clients tests $(wildcard bench)
 	$(BIN)/mypy --strict src
 	$(BIN)/mypy --strict clients/python/src
 
-test: $(STAMP) $(NODE_STAMP) lint
+test: test-deps $(DEV_STAMP) $(NODE_STAMP) lint
 	$(BIN)/pytest
 
 # The inner loop: no real browser, no crash tests.
-test-fast: $(STAMP)
+test-fast: $(DEV_STAMP) $(NODE_STAMP)
 	$(BIN)/pytest -m "not slow" -x -q
 
-bench: $(STAMP)
+bench: $(DEV_STAMP)
 	$(BIN)/pip install --quiet -e '.[dev,bench]' -e ./clients/python
 	$(BIN)/python bench/ingest.py
 

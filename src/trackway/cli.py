@@ -47,8 +47,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 _TAIL_POLL_S = 0.25
 
 
-def _store(data_dir: Path) -> StateStore:
-    return open_state(storage_settings(data_dir))
+def _store(data_dir: Path, create: bool = False) -> StateStore:
+    return open_state(storage_settings(data_dir), create=create)
 
 
 _friendly = friendly(SourceNotFound, ValueError, workspace_apply.ApplyError, SecretError)
@@ -231,7 +231,7 @@ def sources_create(
     as_json: bool,
 ) -> None:
     """Create a source and print its write key."""
-    store = _store(data_dir)
+    store = _store(data_dir, create=True)
     if source_type != "configcat" and (signing_keys or product_id or product_name):
         raise ValueError("--signing-key, --product-id and --product-name are for configcat sources")
     source = store.create_source(check_name(name), source_type)
@@ -271,6 +271,7 @@ def sources_configure(
 @sources.command(name="list")
 @data_dir_option
 @json_option
+@_friendly
 def sources_list(data_dir: Path, as_json: bool) -> None:
     """List sources with their type, state and write keys."""
     store = _store(data_dir)
@@ -342,7 +343,7 @@ def apply_command(file: Path, dry_run: bool, data_dir: Path) -> None:
     spec = workspace_apply.load(file)
     changes = workspace_apply.apply(
         spec,
-        _store(data_dir),
+        _store(data_dir, create=True),
         dry_run=dry_run,
         data_dir=data_dir,
         end_of_log=lambda: open_log(storage_settings(data_dir)).last_seqs()["accepted"],
@@ -453,7 +454,7 @@ def _source_names(store: StateStore) -> Callable[[int], str]:
 def admin_token(data_dir: Path) -> None:
     """Create a new admin API token (shown once); earlier tokens keep working."""
     token = new_admin_token()
-    _store(data_dir).add_admin_token(token_hash(token))
+    _store(data_dir, create=True).add_admin_token(token_hash(token))
     click.echo(token)
 
 

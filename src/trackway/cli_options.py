@@ -10,7 +10,8 @@ from typing import Any, TypeVar
 import click
 
 from trackway.settings import DEFAULT_DATA_DIR, Settings, parse_duration
-from trackway.storage.base import StorageUnavailable
+from trackway.storage.base import NoDataDirectory, NotFound, StorageUnavailable
+from trackway.storage.postgres.connect import describe
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -67,9 +68,13 @@ def json_option(fn: F) -> F:
 
 
 def friendly(*expected: type[Exception]) -> Callable[[F], F]:
-    """Turn the `expected` failures (and unreachable storage) into one clear line on
-    stderr and exit status 1."""
-    expected = (*expected, StorageUnavailable)
+    """Turn the `expected` failures (and unreachable storage, a missing data directory,
+    a name that is not there) into one clear line on stderr and exit status 1.
+
+    A missing data directory or a name not found says where the command looked, and how
+    to point it elsewhere.
+    """
+    expected = (*expected, StorageUnavailable, NoDataDirectory, NotFound)
 
     def decorate(fn: F) -> F:
         @functools.wraps(fn)
@@ -77,11 +82,27 @@ def friendly(*expected: type[Exception]) -> Callable[[F], F]:
             try:
                 return fn(*args, **kwargs)
             except expected as exc:
-                raise click.ClickException(str(exc.args[0] if exc.args else exc)) from exc
+                message = str(exc.args[0] if exc.args else exc)
+                if isinstance(exc, NoDataDirectory):
+                    message += f" ({_DATA_DIR_HINT}; `trackway serve` creates one)"
+                elif isinstance(exc, NotFound) and "data_dir" in kwargs:
+                    message += f"; looked in {_looked_in(kwargs['data_dir'])}"
+                raise click.ClickException(message) from exc
 
         return wrapper  # type: ignore[return-value]
 
     return decorate
+
+
+_DATA_DIR_HINT = "set --data-dir or TRACKWAY_DATA_DIR"
+
+
+def _looked_in(data_dir: Path) -> str:
+    """Where the workspace state of the running command is, and how to point elsewhere."""
+    url = database_url()
+    if url:
+        return f"{describe(url)} (set --database or TRACKWAY_DATABASE_URL)"
+    return f"{data_dir.resolve()} ({_DATA_DIR_HINT})"
 
 
 def parse_since(text: str) -> int:

@@ -44,9 +44,9 @@ class Workspace:
     def __init__(self, data_dir: Path, database_url: str | None = None) -> None:
         self.data_dir = data_dir
         self.settings = Settings(data_dir=data_dir, database_url=database_url)
-        self.log = open_log(self.settings)
+        self.log = open_log(self.settings, create=True)
         self.log.start()
-        self.store = open_state(self.settings)
+        self.store = open_state(self.settings, create=True)
         self.deliveries: Deliveries | None = None
 
     def apply(self, *destinations: dict[str, Any]) -> list[str]:

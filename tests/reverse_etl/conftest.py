@@ -128,7 +128,7 @@ def env(request: pytest.FixtureRequest, shared_server: Server, tmp_path: Path) -
         with connect(url) as conn:
             conn.execute(_EMPTY_SYNCS)
     settings = Settings(data_dir=data_dir, database_url=url)
-    store = open_state(settings)
+    store = open_state(settings, create=True)
     store.create_source("default", "segment", shared_server.write_key)
     syncs = open_sync_store(settings)
     client = httpx.Client()

@@ -30,7 +30,7 @@ from trackway.functions import FunctionError, check_code
 from trackway.mapping.directives import MappingError
 from trackway.mapping.engine import compile_mapping
 from trackway.settings import parse_duration
-from trackway.storage.base import StateStore
+from trackway.storage.base import NotFound, StateStore
 from trackway.workspace.sources import check_name
 
 KIND = "destination"
@@ -43,7 +43,7 @@ class DestinationConfigError(ValueError):
     """A destination declaration that cannot be applied; nothing was changed."""
 
 
-class DestinationNotFound(DestinationConfigError):
+class DestinationNotFound(DestinationConfigError, NotFound):
     """No destination has that name."""
 
 

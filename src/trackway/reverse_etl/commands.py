@@ -67,6 +67,7 @@ def models() -> None:
 @models.command(name="list")
 @data_dir_option
 @json_option
+@_friendly
 def models_list(data_dir: Path, as_json: bool) -> None:
     """List models with their connection and primary key."""
     found = config.models(_store(data_dir))
@@ -118,6 +119,7 @@ def syncs() -> None:
 @syncs.command(name="list")
 @data_dir_option
 @json_option
+@_friendly
 def syncs_list(data_dir: Path, as_json: bool) -> None:
     """List syncs with their schedule and last run."""
     found = config.syncs(_store(data_dir))
@@ -196,6 +198,7 @@ def syncs_run(name: str, full_resync: bool, data_plane: str, data_dir: Path, as_
     rows failed to send or were rejected (see `trackway syncs show NAME`).
     """
     console = Console(stderr=True)
+    store = _store(data_dir)  # first: a missing data directory is not created
     with (
         _sync_store(data_dir) as state,
         outbound_client() as client,
@@ -211,7 +214,7 @@ def syncs_run(name: str, full_resync: bool, data_plane: str, data_dir: Path, as_
         ) as bar,
     ):
         task = bar.add_task("send", total=None)
-        runner = Runner(data_dir, _store(data_dir), state, data_plane, client)
+        runner = Runner(data_dir, store, state, data_plane, client)
         run = runner.run(
             name,
             full_resync=full_resync,

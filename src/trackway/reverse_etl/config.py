@@ -12,7 +12,7 @@ from typing import Literal
 import msgspec
 
 from trackway.reverse_etl.cron import parse_cron
-from trackway.reverse_etl.errors import ConfigError
+from trackway.reverse_etl.errors import ConfigError, NotDeclared
 from trackway.settings import parse_duration
 from trackway.storage.base import StateStore
 
@@ -215,16 +215,16 @@ def syncs(store: StateStore) -> dict[str, SyncSpec]:
 
 
 def get_model(store: StateStore, name: str) -> ModelSpec:
-    """One stored model; raises ConfigError when there is none of that name."""
+    """One stored model; raises NotDeclared when there is none of that name."""
     found = models(store).get(name)
     if found is None:
-        raise ConfigError(f"no model named '{name}' (declare it under `models:` and apply)")
+        raise NotDeclared(f"no model named '{name}' (declare it under `models:` and apply)")
     return found
 
 
 def get_sync(store: StateStore, name: str) -> SyncSpec:
-    """One stored sync; raises ConfigError when there is none of that name."""
+    """One stored sync; raises NotDeclared when there is none of that name."""
     found = syncs(store).get(name)
     if found is None:
-        raise ConfigError(f"no sync named '{name}' (declare it under `syncs:` and apply)")
+        raise NotDeclared(f"no sync named '{name}' (declare it under `syncs:` and apply)")
     return found

@@ -1,5 +1,7 @@
 """The failures of reverse ETL that are the user's to fix; each message says what and where."""
 
+from trackway.storage.base import NotFound
+
 
 class ReverseEtlError(ValueError):
     """A reverse-ETL failure with a message meant for the user."""
@@ -7,6 +9,10 @@ class ReverseEtlError(ValueError):
 
 class ConfigError(ReverseEtlError):
     """A model or sync declaration is not valid (or names something that does not exist)."""
+
+
+class NotDeclared(ConfigError, NotFound):
+    """No model or sync has that name."""
 
 
 class ModelError(ReverseEtlError):

@@ -7,6 +7,7 @@ from typing import Protocol
 
 from prometheus_client.registry import Collector
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
@@ -17,6 +18,7 @@ from trackway.ingest.handler import Ingestor
 from trackway.ingest.routes import tracking_app
 from trackway.ingest.sources import SourceCache
 from trackway.integrations import configcat_webhook
+from trackway.server.landing import http_error, landing_page
 from trackway.server.metrics import Metrics
 from trackway.settings import Settings
 from trackway.storage.base import EventLog, StateStore, StorageUnavailable
@@ -92,7 +94,11 @@ def create_app(
                 worker.stop()
             log.close()
 
+    async def landing(request: Request) -> Response:
+        return landing_page(serves_api)
+
     routes: list[BaseRoute] = [
+        Route("/", landing, methods=["GET"]),
         Route("/health", health, methods=["GET"]),
         Route("/ready", ready, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
@@ -107,4 +113,6 @@ def create_app(
                 app=admin_app(AdminAuth(store, settings.admin_token), store, log, settings),
             ),
         ]
-    return Starlette(routes=routes, lifespan=lifespan)
+    return Starlette(
+        routes=routes, lifespan=lifespan, exception_handlers={HTTPException: http_error}
+    )

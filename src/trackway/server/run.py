@@ -19,7 +19,7 @@ from trackway.destinations.worker import Deliveries
 from trackway.reverse_etl.schedule import SchedulerThread
 from trackway.server.app import Worker, create_app
 from trackway.settings import Settings
-from trackway.storage.base import EventLog, StateStore
+from trackway.storage.base import EventLog, NoDataDirectory, StateStore
 from trackway.storage.leases import Leases
 from trackway.storage.postgres.connect import describe
 from trackway.storage.postgres.leases import PostgresLeases
@@ -35,17 +35,23 @@ from trackway.workspace.keys import new_admin_token, token_hash
 DEFAULT_SOURCE = "default"
 
 
-def open_state(settings: Settings) -> StateStore:
-    """The state store: in PostgreSQL with a database URL, else in the data directory."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+def open_state(settings: Settings, *, create: bool = False) -> StateStore:
+    """The state store: in PostgreSQL with a database URL, else in the data directory.
+
+    Only with `create` is a missing data directory created (serve, commands that write);
+    otherwise it raises NoDataDirectory, so that a command run from the wrong directory
+    says so instead of leaving an empty data directory behind.
+    """
+    _data_dir(settings, create)
     if settings.database_url:
         return PostgresStateStore(settings.database_url)
     return SQLiteStateStore(settings.state_path)
 
 
-def open_log(settings: Settings) -> EventLog:
-    """The event log: in PostgreSQL with a database URL, else in the data directory."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+def open_log(settings: Settings, *, create: bool = False) -> EventLog:
+    """The event log: in PostgreSQL with a database URL, else in the data directory
+    (`create` as for `open_state`)."""
+    _data_dir(settings, create)
     if settings.database_url:
         return PostgresEventLog(
             settings.database_url,
@@ -58,6 +64,14 @@ def open_log(settings: Settings) -> EventLog:
         dedup_window_s=settings.dedup_window_s,
         retention_s=settings.retention_s,
     )
+
+
+def _data_dir(settings: Settings, create: bool) -> None:
+    if create:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    elif not settings.database_url and not settings.state_path.exists():
+        # state.db is the first file any writer creates: without it there is nothing to read
+        raise NoDataDirectory(settings.data_dir)
 
 
 def open_leases(settings: Settings) -> Leases:
@@ -77,11 +91,12 @@ def serve(settings: Settings) -> None:
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)
     show_on_console()
-    store = open_state(settings)
-    log = open_log(settings)
-    if settings.role != "worker":
-        _first_start(settings, store)
+    # Bind before anything else: a port in use fails the start before any data is created
     sock = _bind(settings.host, settings.port)
+    store = open_state(settings, create=True)
+    log = open_log(settings, create=True)
+    if settings.role != "worker":
+        _default_source(store)
     port = sock.getsockname()[1]
     url = f"http://{settings.host}:{port}"
     click.echo(f"Data directory: {settings.data_dir.resolve()}")
@@ -104,11 +119,18 @@ def serve(settings: Settings) -> None:
         )
         workers = [loaders, deliveries, syncs]
         collectors += [deliveries.metrics, loaders.metrics, syncs.metrics]
+
+    def started() -> None:
+        # The admin token is shown once: only now that the server is up and serving
+        if settings.role != "worker":
+            _admin_token(settings, store)
+        click.echo("Ready.")
+
     app = create_app(
         settings,
         log,
         store,
-        on_started=lambda: click.echo("Ready."),
+        on_started=started,
         workers=workers,
         collectors=collectors,
     )
@@ -141,7 +163,8 @@ def _stopped_by_signal(signum: int, frame: FrameType | None) -> None:
     """uvicorn has already shut down gracefully when it re-raises the signal here."""
 
 
-def _first_start(settings: Settings, store: StateStore) -> None:
+def _default_source(store: StateStore) -> None:
+    """On the first start, create the source `default` and show its write key."""
     if not store.list_sources():
         source = store.create_source(DEFAULT_SOURCE, "segment")
         key = next(k.key for k in store.write_keys(source.id))
@@ -149,6 +172,10 @@ def _first_start(settings: Settings, store: StateStore) -> None:
     else:
         names = ", ".join(s.name for s in store.list_sources())
         click.echo(f"Sources: {names}  (write keys: trackway sources list)")
+
+
+def _admin_token(settings: Settings, store: StateStore) -> None:
+    """On the first start, create an admin token and show it (once)."""
     if settings.admin_token:
         click.echo("Admin token: from TRACKWAY_ADMIN_TOKEN")
     elif store.admin_token_count() == 0:

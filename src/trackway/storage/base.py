@@ -2,6 +2,7 @@
 
 import asyncio
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Protocol
 
 from trackway.storage.records import (
@@ -19,8 +20,21 @@ class StorageUnavailable(Exception):
     """The backend could not commit; nothing was acknowledged."""
 
 
-class SourceNotFound(LookupError):
+class NotFound(LookupError):
+    """Nothing of that name in the workspace (a source, destination, warehouse, model or
+    sync); the CLI adds where it looked."""
+
+
+class SourceNotFound(NotFound):
     """No source has that name."""
+
+
+class NoDataDirectory(Exception):
+    """A command that only reads was pointed at a directory holding no Trackway data."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(f"no Trackway data directory at {path.resolve()}")
+        self.path = path
 
 
 Subscriber = Callable[[list[DebugRecord]], None]

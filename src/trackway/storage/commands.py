@@ -43,8 +43,8 @@ def db_migrate(data_dir: Path) -> None:
         SQLiteSyncStore.state_path(data_dir),
     )
     versions = [schema_version(path) for path in paths]
-    open_log(settings).close()  # opening a SQLite file migrates it
-    open_state(settings).close()
+    open_log(settings, create=True).close()  # opening a SQLite file migrates it
+    open_state(settings, create=True).close()
     open_delivery_store(settings).close()
     open_leases(settings).close()
     SQLiteSyncStore.in_data_dir(data_dir).close()

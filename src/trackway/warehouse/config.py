@@ -6,7 +6,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
 
-from trackway.storage.base import StateStore
+from trackway.storage.base import NotFound, StateStore
 from trackway.workspace.sources import check_name
 
 KIND = "warehouse"
@@ -15,6 +15,10 @@ KIND = "warehouse"
 DEFAULT_NAME = "default"
 DEFAULT_PATH = "warehouse.duckdb"
 POSTGRES_MAX_COLUMNS = 1600  # PostgreSQL's own limit per table
+
+
+class WarehouseNotFound(ValueError, NotFound):
+    """No warehouse has that name."""
 
 
 class WarehouseSpec(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
@@ -89,13 +93,13 @@ def warehouses(store: StateStore) -> list[WarehouseSpec]:
 
 
 def find(store: StateStore, name: str) -> WarehouseSpec:
-    """The warehouse of that name; raises ValueError listing the names there are."""
+    """The warehouse of that name; raises WarehouseNotFound listing the names there are."""
     specs = warehouses(store)
     for spec in specs:
         if spec.name == name:
             return spec
     names = ", ".join(s.name for s in specs)
-    raise ValueError(f"no warehouse named '{name}' (there are: {names})")
+    raise WarehouseNotFound(f"no warehouse named '{name}' (there are: {names})")
 
 
 def apply(specs: list[WarehouseSpec], store: StateStore, dry_run: bool = False) -> list[str]:

@@ -1,0 +1,62 @@
+"""`GET /`: the landing page of a real `trackway serve`; unknown paths and methods answer
+JSON errors like the APIs."""
+
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.support import Server
+from trackway.server.landing import DOCS, landing_page
+
+REPO = Path(__file__).parent.parent.parent
+
+
+def test_the_landing_page_links_what_the_server_answers(shared_server: Server) -> None:
+    with shared_server.client() as c:
+        r = c.get("/")
+        assert r.status_code == 200
+        assert r.headers["content-type"].startswith("text/html")
+        page = r.text
+        links = re.findall(r'href="([^"]+)"', page)
+        assert links == ["/api/v1/openapi.json", "/health", "/ready", "/metrics"]
+        for link in links:
+            assert c.get(link).status_code == 200, link
+    assert "<code>/v1</code>" in page  # the tracking API's base, which answers no GET
+    assert not re.search(r"(src|href)=\"?(https?:)?//", page), "no external assets"
+
+
+def test_the_landing_page_names_docs_that_exist() -> None:
+    page = landing_page(serves_api=True).body.decode()
+    for path, _ in DOCS:
+        assert (REPO / path).is_file(), path
+        assert f"<code>{path}</code>" in page
+
+
+def test_a_worker_process_lists_only_what_it_serves() -> None:
+    page = landing_page(serves_api=False).body.decode()
+    assert re.findall(r'href="([^"]+)"', page) == ["/health", "/ready", "/metrics"]
+    assert "/v1" not in page
+
+
+@pytest.mark.parametrize("path", ["/nope", "/v1/nope", "/api/v1/nope", "/health/x"])
+def test_an_unknown_path_is_a_json_404(shared_server: Server, path: str) -> None:
+    with shared_server.client() as c:
+        r = c.get(path)
+    assert r.status_code == 404
+    assert r.json() == {
+        "code": "not_found",
+        "message": f"nothing at {path} (see / for what is here)",
+    }
+
+
+def test_a_wrong_method_is_a_json_405(shared_server: Server) -> None:
+    with shared_server.client() as c:
+        r = c.get("/v1/track")
+        assert r.status_code == 405
+        assert r.json() == {
+            "code": "method_not_allowed",
+            "message": "GET is not allowed on /v1/track",
+        }
+        assert "POST" in r.headers["allow"]
+        assert c.delete("/health").json()["code"] == "method_not_allowed"
