@@ -94,7 +94,7 @@ def test_make_run_installs_only_what_running_needs_and_passes_args() -> None:
 
 def test_make_test_installs_the_system_packages_before_the_node_sdks() -> None:
     commands = _make("test")
-    assert "/nonexistent/venv/bin/pip install --quiet -e '.[dev]'" in commands
+    assert "/nonexistent/venv/bin/pip install --quiet -e '.[dev]' -e ./clients/python" in commands
     deps = commands.index("scripts/install-test-deps")
     npm = next(i for i, c in enumerate(commands) if "npm ci" in c)
     assert deps < npm
