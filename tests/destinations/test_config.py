@@ -115,6 +115,9 @@ def test_a_new_destination_gets_its_presets_and_starts_at_the_end_of_the_log(
         ({"delivery": {"batch_size": 5000}}, "delivery.batch_size must be from 1 to 1000"),
         ({"delivery": {"timeout": "soon"}}, "delivery.timeout: not a duration"),
         ({"alerts": {"threshold": 95}}, "alerts.threshold is a fraction"),
+        ({"sources": []}, "sources: name at least one source, or leave sources out"),
+        ({"sources": ["web", "web"]}, "sources[1]: 'web' is named twice"),
+        ({"sources": ["web"]}, "sources[0]: no source named 'web' (there are: none)"),
     ],
 )
 def test_invalid_declarations_are_refused_naming_the_field(

@@ -78,7 +78,11 @@ _DESTINATION_PATHS: dict[str, Any] = {
             body={
                 "type": "object",
                 "required": ["event"],
-                "properties": {"event": _OBJECT, "dry_run": {"type": "boolean"}},
+                "properties": {
+                    "event": _OBJECT,
+                    "dry_run": {"type": "boolean"},
+                    "source": {"type": "string", "description": "Test as sent to this source"},
+                },
             },
         )
     },

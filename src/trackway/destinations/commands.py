@@ -115,15 +115,20 @@ def delivery_command(
     help="A JSON file holding one event.",
 )
 @click.option("--dry-run", is_flag=True, help="Show the requests without sending them.")
+@click.option("--source", help="Test the event as sent to this source (see `sources:`).")
 @data_dir_option
 @json_option
 @_friendly
-def test_command(name: str, event_file: Path, dry_run: bool, data_dir: Path, as_json: bool) -> None:
+def test_command(
+    name: str, event_file: Path, dry_run: bool, source: str | None, data_dir: Path, as_json: bool
+) -> None:
     """Send one event through the destination's subscriptions and mappings (not its
     filters) and show, per matched action, the request and the real response."""
     event = _read_event(event_file)
-    destination = operations.compiled(open_state(storage_settings(data_dir)), data_dir, name)
-    result = operations.run_test(destination, event, dry_run)
+    state = open_state(storage_settings(data_dir))
+    destination = operations.compiled(state, data_dir, name)
+    as_source = operations.tested_source(state, source)
+    result = operations.run_test(destination, event, dry_run, as_source)
     if as_json:
         click.echo(codec.dumps_text(result))
         return

@@ -10,7 +10,7 @@ definition's presets.
 
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +88,8 @@ class DestinationSpec(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=
     name: str
     type: str
     enabled: bool = True
+    sources: list[str] | None = None
+    """The sources whose events it receives; None: every source."""
     settings: dict[str, Any] = {}
     subscriptions: list[SubscriptionSpec] | None = None
     filters: list[Any] = []
@@ -117,6 +119,14 @@ def find(store: StateStore, name: str) -> DestinationSpec:
     return msgspec.convert(spec, DestinationSpec)
 
 
+def source_ids(spec: DestinationSpec, store: StateStore) -> frozenset[int] | None:
+    """The ids of the sources whose events the destination takes (None: every source)."""
+    if spec.sources is None:
+        return None
+    wanted = set(spec.sources)
+    return frozenset(s.id for s in store.list_sources() if s.name in wanted)
+
+
 def plain_settings(spec: DestinationSpec, secrets: Secrets) -> dict[str, Any]:
     """The settings with secrets decrypted, for the actions."""
     return {
@@ -140,6 +150,8 @@ def check(spec: DestinationSpec) -> Definition:
         raise DestinationConfigError(f"{where}: {_message(exc)}") from exc
     if spec.function is not None and spec.function_file is not None:
         raise DestinationConfigError(f"{where}: give either function or function_file")
+    if spec.sources is not None:
+        _check_sources(spec.sources, where)
     _check_delivery(spec.delivery, where)
     if spec.alerts is not None:
         _check_alerts(spec.alerts, where)
@@ -189,6 +201,27 @@ def _check_subscription(definition: Definition, sub: SubscriptionSpec, where: st
             f"{where}: mapping: action '{action.name}' has no field '{unknown[0]}'"
             f" (fields: {fields})"
         )
+
+
+def _check_sources(sources: list[str], where: str) -> None:
+    if not sources:
+        raise DestinationConfigError(
+            f"{where}: sources: name at least one source, or leave sources out for every source"
+        )
+    for index, name in enumerate(sources):
+        if name in sources[:index]:
+            raise DestinationConfigError(f"{where}: sources[{index}]: '{name}' is named twice")
+
+
+def check_known_sources(spec: DestinationSpec, known: Collection[str]) -> None:
+    """Refuse a destination that names a source `known` does not hold."""
+    for index, name in enumerate(spec.sources or []):
+        if name not in known:
+            names = ", ".join(sorted(known)) or "none"
+            raise DestinationConfigError(
+                f"destination '{spec.name}': sources[{index}]: no source named '{name}'"
+                f" (there are: {names})"
+            )
 
 
 def _check_delivery(delivery: DeliverySpec, where: str) -> None:
@@ -283,14 +316,20 @@ def apply(
     dry_run: bool = False,
     *,
     base_dir: Path,
+    sources: Collection[str] | None = None,
 ) -> list[str]:
     """Store the declared destinations; one line per change. Raises
-    DestinationConfigError, changing nothing, when any of them is invalid."""
+    DestinationConfigError, changing nothing, when any of them is invalid.
+
+    `sources` are the source names a destination may name (default: the stored ones).
+    """
+    known = sources if sources is not None else {s.name for s in store.list_sources()}
     resolved = [resolve(spec, base_dir) for spec in specs]
     prepared: list[tuple[DestinationSpec, Definition]] = []
     seen: set[str] = set()
     for spec in resolved:
         definition = check(spec)
+        check_known_sources(spec, known)
         if spec.name in seen:
             raise DestinationConfigError(f"destination '{spec.name}' is declared twice")
         seen.add(spec.name)

@@ -33,6 +33,7 @@ def delivery_report(
         "destination": spec.name,
         "type": spec.type,
         "enabled": spec.enabled,
+        "sources": spec.sources,
         "window_s": window_s,
         "actions": rows,
         "total": _row(total),
@@ -71,7 +72,10 @@ def render(report: dict[str, Any]) -> str:
     out = io.StringIO()
     console = Console(file=out, width=140, force_terminal=False, no_color=True)
     window_h = report["window_s"] / 3600
-    table = Table(title=f"{report['destination']} ({report['type']}): last {window_h:g} h")
+    sources = ", ".join(report["sources"]) if report["sources"] else "every source"
+    table = Table(
+        title=f"{report['destination']} ({report['type']}, from {sources}): last {window_h:g} h"
+    )
     table.add_column("action")
     for column in COLUMNS:
         table.add_column(column.replace("_", " "), justify="right")

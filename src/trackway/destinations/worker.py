@@ -148,6 +148,8 @@ class DestinationWorker:
         outcome = Outcome()
         jobs: list[Job] = []
         for logged in events:
+            if not self.destination.takes(logged.source_id):
+                continue
             routed = self.destination.route(logged.body)
             if routed.event is None or not routed.subscriptions:
                 counts = outcome.count("")
@@ -268,7 +270,11 @@ class Deliveries:
                 continue
             try:
                 secrets = secrets or Secrets.of(self.data_dir)
-                destination = Destination(spec, config.plain_settings(spec, secrets))
+                destination = Destination(
+                    spec,
+                    config.plain_settings(spec, secrets),
+                    source_ids=config.source_ids(spec, self.store),
+                )
             except Exception as exc:
                 logger.error("destination %s cannot start: %s", name, exc)
                 self._failed[name] = spec

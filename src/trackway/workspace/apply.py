@@ -111,7 +111,10 @@ def apply(
     # so that a bad one changes nothing; they are stored after the sources.
     base = base_dir if base_dir is not None else Path.cwd()
     secrets = Secrets.of(data_dir)
-    destination_config.apply(spec.destinations, store, secrets, end_of_log, True, base_dir=base)
+    sources = {s.name for s in store.list_sources()} | {s.name for s in spec.sources}
+    destination_config.apply(
+        spec.destinations, store, secrets, end_of_log, True, base_dir=base, sources=sources
+    )
     apply_reverse_etl(spec.models, spec.syncs, store, True, data_dir=data_dir, base_dir=base_dir)
     changes: list[str] = []
     for want in spec.sources:
@@ -150,7 +153,7 @@ def apply(
             if not dry_run:
                 store.rotate_key(want.name, DEFAULT_KEY_GRACE_S, want.write_key)
     changes += destination_config.apply(
-        spec.destinations, store, secrets, end_of_log, dry_run, base_dir=base
+        spec.destinations, store, secrets, end_of_log, dry_run, base_dir=base, sources=sources
     )
     changes += warehouse_config.apply(spec.warehouses, store, dry_run)
     return changes + apply_reverse_etl(
