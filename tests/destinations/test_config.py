@@ -51,7 +51,18 @@ def test_secrets_come_from_the_environment_and_are_encrypted_at_rest(
     # applying the same file again changes nothing, although each encryption differs
     assert apply(store, tmp_path, KAMELEOON) == []
     monkeypatch.setenv("TEST_KAMELEOON_KEY", "b3RoZXI=")
-    assert apply(store, tmp_path, KAMELEOON) == ["update destination 'kameleoon' (kameleoon)"]
+    assert apply(store, tmp_path, KAMELEOON) == [
+        "update destination 'kameleoon' (kameleoon)"
+        "\n  ~ destination 'kameleoon': settings.apiKey: changed (secret, ********)"
+    ]
+    moved = {**KAMELEOON, "settings": {**KAMELEOON["settings"], "sitecode": "0123456789"}}
+    lines = apply(store, tmp_path, {**moved, "sources": None, "delivery": {"batch_size": 9}})
+    assert lines == [
+        "update destination 'kameleoon' (kameleoon)"
+        "\n  ~ destination 'kameleoon': delivery.batch_size: (default) -> 9"
+        "\n  ~ destination 'kameleoon': settings.sitecode: 'abcdefghij' -> '0123456789'"
+    ]
+    assert "b3RoZXI=" not in lines[0]
 
 
 def test_a_missing_environment_variable_is_an_error(

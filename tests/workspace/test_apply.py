@@ -86,3 +86,29 @@ def test_apply_configcat_sources(tmp_path: Path) -> None:
     assert settings.signing_keys == ["k2", "k3"] and settings.product_name == "Shop"
     wrong = apply(tmp_path, "sources:\n  - name: web\n    signing_keys: [k]\n")
     assert wrong.returncode == 1 and "for configcat sources" in wrong.stderr
+
+
+HOOK = """
+destinations:
+  - name: hook
+    type: webhook
+    settings:
+      url: {url}
+      shared_secret: {secret}
+"""
+
+
+def test_dry_run_shows_the_fields_that_change_with_secrets_masked(tmp_path: Path) -> None:
+    first = apply(tmp_path, HOOK.format(url="https://a.example/in", secret="first-secret"))
+    assert first.returncode == 0, first.stderr
+    changed = HOOK.format(url="https://b.example/in", secret="second-secret")
+    dry = apply(tmp_path, changed, "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert dry.stdout.splitlines() == [
+        "would update destination 'hook' (webhook)",
+        "  ~ destination 'hook': settings.shared_secret: changed (secret, ********)",
+        "  ~ destination 'hook': settings.url: 'https://a.example/in' -> 'https://b.example/in'",
+    ]
+    assert "secret" not in dry.stdout.replace("shared_secret", "").replace("(secret,", "")
+    again = apply(tmp_path, changed, "--dry-run")
+    assert "settings.url: 'https://a.example/in'" in again.stdout  # nothing was changed

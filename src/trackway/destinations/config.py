@@ -31,6 +31,7 @@ from trackway.mapping.directives import MappingError
 from trackway.mapping.engine import compile_mapping
 from trackway.settings import parse_duration
 from trackway.storage.base import StateStore
+from trackway.workspace.diff import field_changes, with_changes
 from trackway.workspace.sources import check_name
 
 KIND = "destination"
@@ -347,9 +348,16 @@ def apply(
             subscriptions = old.subscriptions if old is not None else presets(definition)
         start = old.start_position if old is not None else None
         want = msgspec.structs.replace(spec, subscriptions=subscriptions, start_position=start)
-        if old is not None and _same(old, want, secrets):
+        opened = None if old is None else _opened(old, secrets)
+        if opened == msgspec.to_builtins(want):
             continue
-        changes.append(f"{'update' if old else 'create'} destination '{spec.name}' ({spec.type})")
+        line = f"{'update' if old else 'create'} destination '{spec.name}' ({spec.type})"
+        if opened is not None:
+            fields = field_changes(
+                KIND, spec.name, opened, msgspec.to_builtins(want), _secret_path(definition)
+            )
+            line = with_changes(line, fields)
+        changes.append(line)
         if dry_run:
             continue
         if start is None:
@@ -374,9 +382,14 @@ def presets(definition: Definition) -> list[SubscriptionSpec]:
     ]
 
 
-def _same(old: DestinationSpec, want: DestinationSpec, secrets: Secrets) -> bool:
-    opened = msgspec.structs.replace(old, settings=plain_settings(old, secrets))
-    return bool(msgspec.to_builtins(opened) == msgspec.to_builtins(want))
+def _opened(old: DestinationSpec, secrets: Secrets) -> Any:
+    """The stored spec as plain data with its secrets decrypted, to compare with a new one."""
+    return msgspec.to_builtins(msgspec.structs.replace(old, settings=plain_settings(old, secrets)))
+
+
+def _secret_path(definition: Definition) -> Callable[[str], bool]:
+    secret = {s.name for s in definition.settings if s.type is SettingType.SECRET}
+    return lambda path: path.startswith("settings.") and path[len("settings.") :] in secret
 
 
 def _message(exc: Exception) -> str:
