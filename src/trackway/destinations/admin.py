@@ -86,14 +86,12 @@ def routes(settings: Settings, state: StateStore, log: EventLog, guarded: Guard)
             return operations.replay(spec, log, store, parse_since(since))
 
     def dead_letters(request: Request, body: bytes) -> Any:
-        spec = config.find(state, request.path_params["name"])
         limit = int_param(request.query_params.get("limit", "20"), "limit", 1, 10_000)
         with closing(open_delivery_store(settings)) as store:
+            owner = operations.dead_letters_of(state, store, request.path_params["name"])
             return {
-                "total": store.dead_letter_count(spec.name),
-                "dead_letters": [
-                    msgspec.to_builtins(d) for d in store.dead_letters(spec.name, limit)
-                ],
+                "total": store.dead_letter_count(owner),
+                "dead_letters": [msgspec.to_builtins(d) for d in store.dead_letters(owner, limit)],
             }
 
     def resend(request: Request, body: bytes) -> Any:

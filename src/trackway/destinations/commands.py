@@ -25,6 +25,7 @@ from trackway.destinations.secrets import SecretError
 from trackway.destinations.state import open_delivery_store
 from trackway.server.run import open_log, open_state
 from trackway.settings import parse_duration
+from trackway.workspace import delete
 
 _friendly = friendly(ValueError, DestinationConfigError, SecretError, InvalidSettings)
 
@@ -218,11 +219,13 @@ def replay_command(name: str, since: str, data_dir: Path) -> None:
 @json_option
 @_friendly
 def dead_letters_command(name: str, limit: int, data_dir: Path, as_json: bool) -> None:
-    """The newest dead letters: events discarded or out of retries, kept until re-sent."""
-    spec = config.find(open_state(storage_settings(data_dir)), name)
+    """The newest dead letters: events discarded or out of retries, kept until re-sent
+    (those of a deleted destination until purged)."""
+    state = open_state(storage_settings(data_dir))
     with closing(open_delivery_store(storage_settings(data_dir))) as store:
-        letters = store.dead_letters(spec.name, limit)
-        total = store.dead_letter_count(spec.name)
+        owner = operations.dead_letters_of(state, store, name)
+        letters = store.dead_letters(owner, limit)
+        total = store.dead_letter_count(owner)
     if as_json:
         click.echo(codec.dumps_text([msgspec.to_builtins(d) for d in letters]))
         return
@@ -253,3 +256,40 @@ def resend_command(name: str, ids: tuple[int, ...], data_dir: Path) -> None:
     with closing(open_delivery_store(storage_settings(data_dir))) as store:
         moved = operations.resend(spec, store, list(ids) or None)
     click.echo(f"{moved} dead letter(s) of '{name}' will be delivered again.")
+
+
+@destinations_group.command(name="delete")
+@click.argument("name")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@data_dir_option
+@_friendly
+def delete_command(name: str, yes: bool, data_dir: Path) -> None:
+    """Delete a destination: it stops delivering; its dead letters (and the events
+    waiting to be retried) stay readable until `destinations purge`."""
+    settings = storage_settings(data_dir)
+    state = open_state(settings)
+    config.find(state, name)
+    if not yes:
+        click.confirm(
+            f"Delete destination '{name}'? It stops delivering at once; its dead letters stay"
+            f" until `trackway destinations purge {name}`.",
+            abort=True,
+        )
+    click.echo(delete.delete_destination(state, settings, name) + ".")
+
+
+@destinations_group.command(name="purge")
+@click.argument("name")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@data_dir_option
+@_friendly
+def purge_command(name: str, yes: bool, data_dir: Path) -> None:
+    """Delete the dead letters of a destination (a deleted one's too)."""
+    state = open_state(storage_settings(data_dir))
+    with closing(open_delivery_store(storage_settings(data_dir))) as store:
+        owner = operations.dead_letters_of(state, store, name)
+        if not yes:
+            count = store.dead_letter_count(owner)
+            click.confirm(f"Delete the {count} dead letter(s) of '{name}'?", abort=True)
+        purged = store.purge(owner)
+    click.echo(f"{purged} dead letter(s) of '{name}' deleted.")

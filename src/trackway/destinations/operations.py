@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from trackway.destinations import config, tester
-from trackway.destinations.config import DestinationSpec
+from trackway.destinations.config import DestinationNotFound, DestinationSpec
 from trackway.destinations.framework import InvalidSettings
 from trackway.destinations.pipeline import Destination
 from trackway.destinations.secrets import Secrets
@@ -38,6 +38,17 @@ def overview(
             }
         )
     return rows
+
+
+def dead_letters_of(state: StateStore, store: DeliveryStore, name: str) -> str:
+    """`name`, if dead letters can be read or purged under it: a destination's, or a
+    deleted one's while it has some; raises DestinationNotFound otherwise."""
+    try:
+        return config.find(state, name).name
+    except DestinationNotFound:
+        if store.dead_letter_count(name):
+            return name
+        raise
 
 
 def compiled(state: StateStore, data_dir: Path, name: str) -> Destination:
