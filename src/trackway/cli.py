@@ -39,6 +39,7 @@ from trackway.storage.records import Status
 from trackway.warehouse.commands import sql_command, warehouse_group
 from trackway.workspace import apply as workspace_apply
 from trackway.workspace.fql_changes import RECENT_EVENTS
+from trackway.workspace import delete
 from trackway.workspace.keys import new_admin_token, token_hash
 from trackway.workspace.sources import SOURCE_TYPES, check_name, source_json
 
@@ -333,17 +334,45 @@ def sources_enable(name: str, data_dir: Path) -> None:
     click.echo(f"Source '{name}' is enabled.")
 
 
+@sources.command(name="delete")
+@click.argument("name")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@data_dir_option
+@_friendly
+def sources_delete(name: str, yes: bool, data_dir: Path) -> None:
+    """Delete a source: its write keys stop working at once; its events stay in the log
+    until retention. Refused while a destination or sync uses it."""
+    store = _store(data_dir)
+    store.get_source(name)
+    if not yes:
+        click.confirm(
+            f"Delete source '{name}'? Its write keys stop working at once (clients get 401).",
+            abort=True,
+        )
+    click.echo(delete.delete_source(store, storage_settings(data_dir), name) + ".")
+
+
 @main.command(name="apply")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--dry-run", is_flag=True, help="Show what would change; change nothing.")
+@click.option(
+    "--prune", is_flag=True, help="Also delete what the file does not declare (shown first)."
+)
+@click.option("--yes", is_flag=True, help="With --prune: do not ask for confirmation.")
 @data_dir_option
 @_friendly
-def apply_command(file: Path, dry_run: bool, data_dir: Path) -> None:
-    """Make the workspace match a YAML file (creates and updates; never deletes)."""
+def apply_command(file: Path, dry_run: bool, prune: bool, yes: bool, data_dir: Path) -> None:
+    """Make the workspace match a YAML file (creates and updates; deletes with --prune)."""
     spec = workspace_apply.load(file)
+    store = _store(data_dir, create=True)
+    plan = workspace_apply.prune_plan(spec, store) if prune else []
+    if plan and not dry_run and not yes:
+        for kind, name in plan:
+            click.echo(f"delete {kind} '{name}'")
+        click.confirm(f"Delete these {len(plan)} thing(s) the file does not declare?", abort=True)
     changes = workspace_apply.apply(
         spec,
-        _store(data_dir, create=True),
+        store,
         dry_run=dry_run,
         data_dir=data_dir,
         end_of_log=lambda: open_log(storage_settings(data_dir)).last_seqs()["accepted"],
@@ -351,6 +380,10 @@ def apply_command(file: Path, dry_run: bool, data_dir: Path) -> None:
         recent_events=lambda: _recent_events(data_dir),
         warn=lambda line: click.echo(f"warning: {line}", err=True),
     )
+    if dry_run:
+        changes += [f"delete {kind} '{name}'" for kind, name in plan]
+    else:
+        changes += workspace_apply.prune(plan, store, storage_settings(data_dir))
     if not changes:
         click.echo("Nothing to change.")
     for line in changes:

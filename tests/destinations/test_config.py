@@ -51,7 +51,18 @@ def test_secrets_come_from_the_environment_and_are_encrypted_at_rest(
     # applying the same file again changes nothing, although each encryption differs
     assert apply(store, tmp_path, KAMELEOON) == []
     monkeypatch.setenv("TEST_KAMELEOON_KEY", "b3RoZXI=")
-    assert apply(store, tmp_path, KAMELEOON) == ["update destination 'kameleoon' (kameleoon)"]
+    assert apply(store, tmp_path, KAMELEOON) == [
+        "update destination 'kameleoon' (kameleoon)"
+        "\n  ~ destination 'kameleoon': settings.apiKey: changed (secret, ********)"
+    ]
+    moved = {**KAMELEOON, "settings": {**KAMELEOON["settings"], "sitecode": "0123456789"}}
+    lines = apply(store, tmp_path, {**moved, "sources": None, "delivery": {"batch_size": 9}})
+    assert lines == [
+        "update destination 'kameleoon' (kameleoon)"
+        "\n  ~ destination 'kameleoon': delivery.batch_size: (default) -> 9"
+        "\n  ~ destination 'kameleoon': settings.sitecode: 'abcdefghij' -> '0123456789'"
+    ]
+    assert "b3RoZXI=" not in lines[0]
 
 
 def test_a_missing_environment_variable_is_an_error(
@@ -115,6 +126,9 @@ def test_a_new_destination_gets_its_presets_and_starts_at_the_end_of_the_log(
         ({"delivery": {"batch_size": 5000}}, "delivery.batch_size must be from 1 to 1000"),
         ({"delivery": {"timeout": "soon"}}, "delivery.timeout: not a duration"),
         ({"alerts": {"threshold": 95}}, "alerts.threshold is a fraction"),
+        ({"sources": []}, "sources: name at least one source, or leave sources out"),
+        ({"sources": ["web", "web"]}, "sources[1]: 'web' is named twice"),
+        ({"sources": ["web"]}, "sources[0]: no source named 'web' (there are: none)"),
     ],
 )
 def test_invalid_declarations_are_refused_naming_the_field(

@@ -119,12 +119,25 @@ def test_only_the_newest_error_samples_are_kept(store: DeliveryStore) -> None:
     assert errors[0].request == {"url": "u"}
 
 
-def test_alerts_and_forgetting_a_destination(store: DeliveryStore) -> None:
+def test_alerts_and_retiring_then_purging_a_deleted_destination(store: DeliveryStore) -> None:
     store.add_alert("hook", Alert(1, "alert", 0.5, 0.2, 10, "no webhook"))
     store.add_alert("hook", Alert(2, "recovery", 0.0, 0.2, 10, "sent (HTTP 200)"))
     assert [a.kind for a in store.alerts("hook", 10)] == ["recovery", "alert"]
-    store.record("hook", Outcome(retry=[_pending(1, 0)]), Cursor(3, 0))
-    store.forget("hook")
+    dead = DeadLetter("send", 2, 1_000, {"messageId": "m2"}, 3, "exhausted", "500", 5_000)
+    store.record("hook", Outcome(retry=[_pending(1, 0)], dead=[dead]), Cursor(3, 0))
+    store.record("other", Outcome(retry=[_pending(7, 0)]), Cursor(9, 0))
+    assert store.retire("hook", 9_000) == 2
     assert store.alerts("hook", 10) == []
     assert store.waiting("hook") == 0
+    assert store.counts("hook", 0) == {}
+    # the event that waited for a retry is kept as a dead letter, readable until purged
+    letters = store.dead_letters("hook", 10)
+    assert [(d.event["messageId"], d.reason, d.attempts) for d in letters] == [
+        ("m1", "deleted", 1),
+        ("m2", "exhausted", 3),
+    ]
+    assert letters[0].failed_at_ms == 9_000
     assert store.cursor("hook", 42) == Cursor(42, 0)
+    assert store.waiting("other") == 1  # another destination keeps everything
+    assert store.purge("hook") == 2
+    assert store.dead_letter_count("hook") == 0

@@ -347,3 +347,23 @@ def test_an_alert_and_a_recovery_are_posted_to_the_webhook(
         kinds = [a.kind for a in deliveries.delivery_store.alerts("hook", 10)]
         assert kinds == ["recovery", "alert"]
         assert deliveries.delivery_store.alerts("hook", 1)[0].notified == "sent (HTTP 200)"
+
+
+def test_a_deleted_destination_s_worker_stops_and_its_retries_become_dead_letters(
+    workspace: Workspace,
+) -> None:
+    with FakeServer() as first:
+        port = first.port  # closed from now on: every attempt fails and is retried
+    workspace.apply(webhook("hook", f"http://127.0.0.1:{port}"))
+    deliveries = workspace.start()
+    event = track()
+    workspace.send(event)
+    store = deliveries.delivery_store
+    assert until(lambda: store.waiting("hook"), 1) == 1
+    # as if deleted by another process while the worker still ran a window
+    workspace.store.delete_object("destination", "hook")
+    assert until(lambda: store.dead_letter_count("hook"), 1) == 1
+    assert "hook" not in deliveries.running
+    (letter,) = store.dead_letters("hook", 1)
+    assert (letter.reason, letter.event["messageId"]) == ("deleted", event["messageId"])
+    assert store.waiting("hook") == 0

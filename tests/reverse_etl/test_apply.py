@@ -39,9 +39,12 @@ def test_apply_creates_updates_and_is_idempotent(env: Env, duck: Engine) -> None
     renamed = msgspec.structs.replace(sync, mapping={"plan": "tier"})
     assert env.apply([users], [renamed]) == [
         "update sync 'plans' (what it sends changed: its next run counts every row as changed)"
+        "\n  ~ sync 'plans': mapping.plan: 'plan' -> 'tier'"
     ]
     scheduled = msgspec.structs.replace(renamed, schedule=Schedule(interval="1h"))
-    assert env.apply([], [scheduled]) == ["update sync 'plans'"]
+    assert env.apply([], [scheduled]) == [
+        "update sync 'plans'\n  ~ sync 'plans': schedule: (default) -> {\"interval\":\"1h\"}"
+    ]
 
 
 def test_a_mapping_naming_a_missing_column_fails_at_apply(env: Env, engine: Engine) -> None:

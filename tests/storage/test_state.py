@@ -65,3 +65,25 @@ def test_sources_keys_and_tokens(backend: Backend) -> None:
         store.ping()
     finally:
         store.close()
+
+
+def test_a_deleted_source_loses_its_keys_and_its_id_is_never_reused(backend: Backend) -> None:
+    store = backend.state()
+    other = backend.state()
+    try:
+        store.create_source("web", "segment", "key-web-0123456789")
+        last = store.create_source("flags", "configcat", "key-flags-012345678")
+        store.rotate_key("flags", 3600)
+        other.changed()
+        deleted = store.delete_source("flags")
+        assert deleted == last
+        assert other.changed() is True  # the servers' key caches reload
+        assert [s.name for s in store.list_sources()] == ["web"]
+        assert all(k.source_id != last.id for k in store.write_keys())
+        with pytest.raises(SourceNotFound):
+            store.delete_source("flags")
+        again = store.create_source("flags", "segment", "key-flags-012345678")
+        assert again.id > last.id  # the log's events of the deleted one stay its own
+    finally:
+        store.close()
+        other.close()

@@ -40,7 +40,11 @@ def test_the_default_duckdb_warehouse_exists_until_a_spec_replaces_it(tmp_path: 
         with pytest.raises(ValueError, match="no warehouse named 'x'"):
             find(store, "x")
         changed = [WarehouseSpec(name="pg", type="postgres", url="postgresql://h/db", batch_size=5)]
-        assert apply(changed, store) == ["update warehouse 'pg' (postgres)"]
+        assert apply(changed, store) == [
+            "update warehouse 'pg' (postgres)"
+            "\n  ~ warehouse 'pg': batch_size: (default) -> 5"
+            "\n  ~ warehouse 'pg': url: 'postgresql://u:********@h:5432/db' -> 'postgresql://h/db'"
+        ]
         assert store.objects(KIND)["pg"]["batch_size"] == 5
     finally:
         store.close()

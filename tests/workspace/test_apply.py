@@ -137,3 +137,29 @@ def test_a_dry_run_warns_of_expressions_whose_meaning_changed(tmp_path: Path) ->
         " when properties.count is absent or not a number",
     ]
     assert "warning" not in apply(tmp_path, FQL_CHANGES).stderr  # only dry runs warn
+
+
+HOOK = """
+destinations:
+  - name: hook
+    type: webhook
+    settings:
+      url: {url}
+      shared_secret: {secret}
+"""
+
+
+def test_dry_run_shows_the_fields_that_change_with_secrets_masked(tmp_path: Path) -> None:
+    first = apply(tmp_path, HOOK.format(url="https://a.example/in", secret="first-secret"))
+    assert first.returncode == 0, first.stderr
+    changed = HOOK.format(url="https://b.example/in", secret="second-secret")
+    dry = apply(tmp_path, changed, "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert dry.stdout.splitlines() == [
+        "would update destination 'hook' (webhook)",
+        "  ~ destination 'hook': settings.shared_secret: changed (secret, ********)",
+        "  ~ destination 'hook': settings.url: 'https://a.example/in' -> 'https://b.example/in'",
+    ]
+    assert "secret" not in dry.stdout.replace("shared_secret", "").replace("(secret,", "")
+    again = apply(tmp_path, changed, "--dry-run")
+    assert "settings.url: 'https://a.example/in'" in again.stdout  # nothing was changed

@@ -19,6 +19,7 @@ from trackway.settings import Settings
 from trackway.storage.base import EventLog, SourceNotFound, StateStore
 from trackway.storage.records import DebugRecord, Source, Status
 from trackway.warehouse.admin import sql_endpoint
+from trackway.workspace.admin import routes as delete_routes
 from trackway.workspace.sources import source_json
 
 _STATUSES = frozenset(get_args(Status))
@@ -81,6 +82,7 @@ def admin_app(auth: AdminAuth, store: StateStore, log: EventLog, settings: Setti
             Route("/sources/{name}/events/stream", guarded(stream), methods=["GET"]),
             Route("/sql", guarded(sql_endpoint(settings.data_dir, store)), methods=["POST"]),
             *destination_routes(settings, store, log, guarded),
+            *delete_routes(settings, store, guarded),
         ]
     )
 

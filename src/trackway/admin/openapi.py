@@ -78,7 +78,11 @@ _DESTINATION_PATHS: dict[str, Any] = {
             body={
                 "type": "object",
                 "required": ["event"],
-                "properties": {"event": _OBJECT, "dry_run": {"type": "boolean"}},
+                "properties": {
+                    "event": _OBJECT,
+                    "dry_run": {"type": "boolean"},
+                    "source": {"type": "string", "description": "Test as sent to this source"},
+                },
             },
         )
     },
@@ -247,3 +251,52 @@ OPENAPI: dict[str, Any] = {
         **_DESTINATION_PATHS,
     },
 }
+
+
+def _delete(summary: str, missing: str, conflict: str | None = None) -> dict[str, Any]:
+    responses = {
+        "200": _json(
+            {
+                "type": "object",
+                "properties": {
+                    "deleted": {"type": "string"},
+                    "name": {"type": "string"},
+                    "message": {"type": "string"},
+                    "purged": {"type": "integer"},
+                },
+            },
+            "Deleted: what and a message (`purged`: how many dead letters)",
+        ),
+        "401": _json(_ERROR, "Missing or wrong admin token"),
+        "404": _json(_ERROR, missing),
+    }
+    if conflict is not None:
+        responses["409"] = _json(_ERROR, conflict)
+    return {"delete": {"summary": summary, "parameters": _NAME, "responses": responses}}
+
+
+_DELETE_PATHS = {
+    "/api/v1/sources/{name}": _delete(
+        "Delete a source: its write keys stop working at once; its events stay in the log",
+        "No such source",
+        "A destination (`sources`) or a sync (`target.source`) uses it (`in_use`)",
+    ),
+    "/api/v1/destinations/{name}": _delete(
+        "Delete a destination: its dead letters (and waiting retries) stay until purged",
+        "No such destination",
+    ),
+    "/api/v1/destinations/{name}/dead-letters": _delete(
+        "Purge the dead letters of a destination (a deleted one's too)",
+        "No such destination, and no dead letters under that name",
+    ),
+    "/api/v1/models/{name}": _delete(
+        "Delete a model", "No such model", "A sync reads it (`in_use`)"
+    ),
+    "/api/v1/syncs/{name}": _delete(
+        "Delete a sync: no longer scheduled; its run history stays",
+        "No such sync",
+        "It is running (`in_use`)",
+    ),
+}
+for _path, _operations in _DELETE_PATHS.items():
+    OPENAPI["paths"].setdefault(_path, {}).update(_operations)

@@ -62,15 +62,19 @@ def routes(settings: Settings, state: StateStore, log: EventLog, guarded: Guard)
             return report.delivery_report(spec, store, log.last_seqs()["accepted"], window, errors)
 
     def test(request: Request, body: bytes) -> Any:
-        data = _object(body, '{"event": {...}, "dry_run": false}')
+        data = _object(body, '{"event": {...}, "dry_run": false, "source": "web"}')
         event = data.get("event")
         if not isinstance(event, dict):
             raise ValueError("'event' must be an object (one event)")
         dry_run = data.get("dry_run", False)
         if not isinstance(dry_run, bool):
             raise ValueError("'dry_run' must be true or false")
+        source = data.get("source")
+        if source is not None and not isinstance(source, str):
+            raise ValueError("'source' must be a source's name")
         destination = operations.compiled(state, data_dir, request.path_params["name"])
-        return msgspec.to_builtins(operations.run_test(destination, event, dry_run))
+        as_source = operations.tested_source(state, source)
+        return msgspec.to_builtins(operations.run_test(destination, event, dry_run, as_source))
 
     def replay(request: Request, body: bytes) -> Any:
         data = _object(body, '{"since": "2h"}')
@@ -82,14 +86,12 @@ def routes(settings: Settings, state: StateStore, log: EventLog, guarded: Guard)
             return operations.replay(spec, log, store, parse_since(since))
 
     def dead_letters(request: Request, body: bytes) -> Any:
-        spec = config.find(state, request.path_params["name"])
         limit = int_param(request.query_params.get("limit", "20"), "limit", 1, 10_000)
         with closing(open_delivery_store(settings)) as store:
+            owner = operations.dead_letters_of(state, store, request.path_params["name"])
             return {
-                "total": store.dead_letter_count(spec.name),
-                "dead_letters": [
-                    msgspec.to_builtins(d) for d in store.dead_letters(spec.name, limit)
-                ],
+                "total": store.dead_letter_count(owner),
+                "dead_letters": [msgspec.to_builtins(d) for d in store.dead_letters(owner, limit)],
             }
 
     def resend(request: Request, body: bytes) -> Any:

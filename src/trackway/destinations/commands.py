@@ -26,6 +26,7 @@ from trackway.destinations.state import open_delivery_store
 from trackway.destinations.tester import TestResult
 from trackway.server.run import open_log, open_state
 from trackway.settings import parse_duration
+from trackway.workspace import delete
 
 _friendly = friendly(ValueError, DestinationConfigError, SecretError, InvalidSettings)
 
@@ -116,10 +117,13 @@ def delivery_command(
     help="A JSON file holding one event.",
 )
 @click.option("--dry-run", is_flag=True, help="Show the requests without sending them.")
+@click.option("--source", help="Test the event as sent to this source (see `sources:`).")
 @data_dir_option
 @json_option
 @_friendly
-def test_command(name: str, event_file: Path, dry_run: bool, data_dir: Path, as_json: bool) -> None:
+def test_command(
+    name: str, event_file: Path, dry_run: bool, source: str | None, data_dir: Path, as_json: bool
+) -> None:
     """Send one event through the destination's subscriptions and mappings (not its
     filters) and show, per matched action, the request and the real response.
 
@@ -129,8 +133,10 @@ def test_command(name: str, event_file: Path, dry_run: bool, data_dir: Path, as_
     (a private address, an invalid URL).
     """
     event = _read_event(event_file)
-    destination = operations.compiled(open_state(storage_settings(data_dir)), data_dir, name)
-    result = operations.run_test(destination, event, dry_run)
+    state = open_state(storage_settings(data_dir))
+    destination = operations.compiled(state, data_dir, name)
+    as_source = operations.tested_source(state, source)
+    result = operations.run_test(destination, event, dry_run, as_source)
     if as_json:
         click.echo(codec.dumps_text(result))
     else:
@@ -229,11 +235,13 @@ def replay_command(name: str, since: str, data_dir: Path) -> None:
 @json_option
 @_friendly
 def dead_letters_command(name: str, limit: int, data_dir: Path, as_json: bool) -> None:
-    """The newest dead letters: events discarded or out of retries, kept until re-sent."""
-    spec = config.find(open_state(storage_settings(data_dir)), name)
+    """The newest dead letters: events discarded or out of retries, kept until re-sent
+    (those of a deleted destination until purged)."""
+    state = open_state(storage_settings(data_dir))
     with closing(open_delivery_store(storage_settings(data_dir))) as store:
-        letters = store.dead_letters(spec.name, limit)
-        total = store.dead_letter_count(spec.name)
+        owner = operations.dead_letters_of(state, store, name)
+        letters = store.dead_letters(owner, limit)
+        total = store.dead_letter_count(owner)
     if as_json:
         click.echo(codec.dumps_text([msgspec.to_builtins(d) for d in letters]))
         return
@@ -264,3 +272,40 @@ def resend_command(name: str, ids: tuple[int, ...], data_dir: Path) -> None:
     with closing(open_delivery_store(storage_settings(data_dir))) as store:
         moved = operations.resend(spec, store, list(ids) or None)
     click.echo(f"{moved} dead letter(s) of '{name}' will be delivered again.")
+
+
+@destinations_group.command(name="delete")
+@click.argument("name")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@data_dir_option
+@_friendly
+def delete_command(name: str, yes: bool, data_dir: Path) -> None:
+    """Delete a destination: it stops delivering; its dead letters (and the events
+    waiting to be retried) stay readable until `destinations purge`."""
+    settings = storage_settings(data_dir)
+    state = open_state(settings)
+    config.find(state, name)
+    if not yes:
+        click.confirm(
+            f"Delete destination '{name}'? It stops delivering at once; its dead letters stay"
+            f" until `trackway destinations purge {name}`.",
+            abort=True,
+        )
+    click.echo(delete.delete_destination(state, settings, name) + ".")
+
+
+@destinations_group.command(name="purge")
+@click.argument("name")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@data_dir_option
+@_friendly
+def purge_command(name: str, yes: bool, data_dir: Path) -> None:
+    """Delete the dead letters of a destination (a deleted one's too)."""
+    state = open_state(storage_settings(data_dir))
+    with closing(open_delivery_store(storage_settings(data_dir))) as store:
+        owner = operations.dead_letters_of(state, store, name)
+        if not yes:
+            count = store.dead_letter_count(owner)
+            click.confirm(f"Delete the {count} dead letter(s) of '{name}'?", abort=True)
+        purged = store.purge(owner)
+    click.echo(f"{purged} dead letter(s) of '{name}' deleted.")

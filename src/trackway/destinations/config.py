@@ -10,7 +10,7 @@ definition's presets.
 
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ from trackway.mapping.directives import MappingError
 from trackway.mapping.engine import compile_mapping
 from trackway.settings import parse_duration
 from trackway.storage.base import NotFound, StateStore
+from trackway.workspace.diff import field_changes, with_changes
 from trackway.workspace.sources import check_name
 
 KIND = "destination"
@@ -89,6 +90,8 @@ class DestinationSpec(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=
     name: str
     type: str
     enabled: bool = True
+    sources: list[str] | None = None
+    """The sources whose events it receives; None: every source."""
     settings: dict[str, Any] = {}
     subscriptions: list[SubscriptionSpec] | None = None
     filters: list[Any] = []
@@ -118,6 +121,14 @@ def find(store: StateStore, name: str) -> DestinationSpec:
     return msgspec.convert(spec, DestinationSpec)
 
 
+def source_ids(spec: DestinationSpec, store: StateStore) -> frozenset[int] | None:
+    """The ids of the sources whose events the destination takes (None: every source)."""
+    if spec.sources is None:
+        return None
+    wanted = set(spec.sources)
+    return frozenset(s.id for s in store.list_sources() if s.name in wanted)
+
+
 def plain_settings(spec: DestinationSpec, secrets: Secrets) -> dict[str, Any]:
     """The settings with secrets decrypted, for the actions."""
     return {
@@ -141,6 +152,8 @@ def check(spec: DestinationSpec) -> Definition:
         raise DestinationConfigError(f"{where}: {_message(exc)}") from exc
     if spec.function is not None and spec.function_file is not None:
         raise DestinationConfigError(f"{where}: give either function or function_file")
+    if spec.sources is not None:
+        _check_sources(spec.sources, where)
     _check_delivery(spec.delivery, where)
     if spec.alerts is not None:
         _check_alerts(spec.alerts, where)
@@ -190,6 +203,27 @@ def _check_subscription(definition: Definition, sub: SubscriptionSpec, where: st
             f"{where}: mapping: action '{action.name}' has no field '{unknown[0]}'"
             f" (fields: {fields})"
         )
+
+
+def _check_sources(sources: list[str], where: str) -> None:
+    if not sources:
+        raise DestinationConfigError(
+            f"{where}: sources: name at least one source, or leave sources out for every source"
+        )
+    for index, name in enumerate(sources):
+        if name in sources[:index]:
+            raise DestinationConfigError(f"{where}: sources[{index}]: '{name}' is named twice")
+
+
+def check_known_sources(spec: DestinationSpec, known: Collection[str]) -> None:
+    """Refuse a destination that names a source `known` does not hold."""
+    for index, name in enumerate(spec.sources or []):
+        if name not in known:
+            names = ", ".join(sorted(known)) or "none"
+            raise DestinationConfigError(
+                f"destination '{spec.name}': sources[{index}]: no source named '{name}'"
+                f" (there are: {names})"
+            )
 
 
 def _check_delivery(delivery: DeliverySpec, where: str) -> None:
@@ -284,14 +318,20 @@ def apply(
     dry_run: bool = False,
     *,
     base_dir: Path,
+    sources: Collection[str] | None = None,
 ) -> list[str]:
     """Store the declared destinations; one line per change. Raises
-    DestinationConfigError, changing nothing, when any of them is invalid."""
+    DestinationConfigError, changing nothing, when any of them is invalid.
+
+    `sources` are the source names a destination may name (default: the stored ones).
+    """
+    known = sources if sources is not None else {s.name for s in store.list_sources()}
     resolved = [resolve(spec, base_dir) for spec in specs]
     prepared: list[tuple[DestinationSpec, Definition]] = []
     seen: set[str] = set()
     for spec in resolved:
         definition = check(spec)
+        check_known_sources(spec, known)
         if spec.name in seen:
             raise DestinationConfigError(f"destination '{spec.name}' is declared twice")
         seen.add(spec.name)
@@ -309,9 +349,16 @@ def apply(
             subscriptions = old.subscriptions if old is not None else presets(definition)
         start = old.start_position if old is not None else None
         want = msgspec.structs.replace(spec, subscriptions=subscriptions, start_position=start)
-        if old is not None and _same(old, want, secrets):
+        opened = None if old is None else _opened(old, secrets)
+        if opened == msgspec.to_builtins(want):
             continue
-        changes.append(f"{'update' if old else 'create'} destination '{spec.name}' ({spec.type})")
+        line = f"{'update' if old else 'create'} destination '{spec.name}' ({spec.type})"
+        if opened is not None:
+            fields = field_changes(
+                KIND, spec.name, opened, msgspec.to_builtins(want), _secret_path(definition)
+            )
+            line = with_changes(line, fields)
+        changes.append(line)
         if dry_run:
             continue
         if start is None:
@@ -336,9 +383,14 @@ def presets(definition: Definition) -> list[SubscriptionSpec]:
     ]
 
 
-def _same(old: DestinationSpec, want: DestinationSpec, secrets: Secrets) -> bool:
-    opened = msgspec.structs.replace(old, settings=plain_settings(old, secrets))
-    return bool(msgspec.to_builtins(opened) == msgspec.to_builtins(want))
+def _opened(old: DestinationSpec, secrets: Secrets) -> Any:
+    """The stored spec as plain data with its secrets decrypted, to compare with a new one."""
+    return msgspec.to_builtins(msgspec.structs.replace(old, settings=plain_settings(old, secrets)))
+
+
+def _secret_path(definition: Definition) -> Callable[[str], bool]:
+    secret = {s.name for s in definition.settings if s.type is SettingType.SECRET}
+    return lambda path: path.startswith("settings.") and path[len("settings.") :] in secret
 
 
 def _message(exc: Exception) -> str:

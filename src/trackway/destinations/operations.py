@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from trackway.destinations import config, tester
-from trackway.destinations.config import DestinationSpec
+from trackway.destinations.config import DestinationNotFound, DestinationSpec
 from trackway.destinations.framework import InvalidSettings
 from trackway.destinations.pipeline import Destination
 from trackway.destinations.secrets import Secrets
@@ -14,8 +14,9 @@ from trackway.destinations.state import DeliveryStore
 from trackway.destinations.transport import TransportError
 from trackway.destinations.worker import http_transport
 from trackway.functions import FunctionPool
-from trackway.storage.base import EventLog, StateStore
+from trackway.storage.base import EventLog, SourceNotFound, StateStore
 from trackway.storage.positions import position_at
+from trackway.storage.records import Source
 
 
 def overview(
@@ -39,24 +40,51 @@ def overview(
     return rows
 
 
+def dead_letters_of(state: StateStore, store: DeliveryStore, name: str) -> str:
+    """`name`, if dead letters can be read or purged under it: a destination's, or a
+    deleted one's while it has some; raises DestinationNotFound otherwise."""
+    try:
+        return config.find(state, name).name
+    except DestinationNotFound:
+        if store.dead_letter_count(name):
+            return name
+        raise
+
+
 def compiled(state: StateStore, data_dir: Path, name: str) -> Destination:
     """The stored destination `name`, compiled with its decrypted settings."""
     spec = config.find(state, name)
-    return Destination(spec, config.plain_settings(spec, Secrets.of(data_dir)))
+    return Destination(
+        spec,
+        config.plain_settings(spec, Secrets.of(data_dir)),
+        source_ids=config.source_ids(spec, state),
+    )
 
 
-def run_test(destination: Destination, event: dict[str, Any], dry_run: bool) -> tester.TestResult:
+def run_test(
+    destination: Destination, event: dict[str, Any], dry_run: bool, source: Source | None = None
+) -> tester.TestResult:
     """The event tester with the destination's real transport (none for a dry run) and,
     when it has an insert function, a one-process function pool."""
     transport = None if dry_run else http_transport(destination)
     pool = FunctionPool(workers=1) if destination.spec.function else None
     try:
-        return tester.test_event(destination, event, transport, pool)
+        return tester.test_event(destination, event, transport, pool, source)
     finally:
         if transport is not None:
             transport.close()
         if pool is not None:
             pool.close()
+
+
+def tested_source(state: StateStore, name: str | None) -> Source | None:
+    """The source an event is tested as coming from (`--source`); ValueError if unknown."""
+    if name is None:
+        return None
+    try:
+        return state.get_source(name)
+    except SourceNotFound as exc:
+        raise ValueError(str(exc)) from None
 
 
 def replay(

@@ -76,8 +76,11 @@ class Destination:
         spec: DestinationSpec,
         settings: dict[str, Any],
         rng: Callable[[], float] = random.random,
+        source_ids: frozenset[int] | None = None,
     ) -> None:
+        """`source_ids`: the ids of the spec's `sources` (None: it takes every source)."""
         self.spec = spec
+        self.source_ids = source_ids
         self.name = spec.name
         self.definition: Definition = check(spec)
         self.timeout_s = parse_duration(spec.delivery.timeout)
@@ -99,6 +102,11 @@ class Destination:
             for name, value in self.settings.items()
             if self.definition.setting(name).type is SettingType.SECRET and value
         ]
+
+    def takes(self, source_id: int) -> bool:
+        """Whether events of this source come to this destination at all (events of
+        other sources are not its business: they are not counted either)."""
+        return self.source_ids is None or source_id in self.source_ids
 
     def route(self, event: dict[str, Any], *, filters: bool = True) -> Routed:
         """Where `event` goes (the event tester routes without filters)."""

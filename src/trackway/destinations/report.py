@@ -31,6 +31,7 @@ def delivery_report(
         "destination": spec.name,
         "type": spec.type,
         "enabled": spec.enabled,
+        "sources": spec.sources,
         "window_s": window_s,
         "actions": rows,
         "total": _row(total),
@@ -69,7 +70,10 @@ def render(report: dict[str, Any]) -> str:
     """The delivery view as a readable table, then the errors and alerts."""
     console = terminal.console()
     window_h = report["window_s"] / 3600
-    table = Table(title=f"{report['destination']} ({report['type']}): last {window_h:g} h")
+    sources = ", ".join(report["sources"]) if report["sources"] else "every source"
+    table = Table(
+        title=f"{report['destination']} ({report['type']}, from {sources}): last {window_h:g} h"
+    )
     table.add_column("action")
     for column in COLUMNS:
         table.add_column(column.replace("_", " "), justify="right")

@@ -9,6 +9,7 @@ from trackway.destinations.delivery import RETRY_STATUSES, Functions
 from trackway.destinations.framework import Discard
 from trackway.destinations.pipeline import Destination
 from trackway.destinations.transport import Transport, TransportError
+from trackway.storage.records import Source
 
 NO_MATCH = "No subscription matches this event."
 DRY_RUN = "not sent (dry run)"
@@ -56,9 +57,18 @@ def test_event(
     event: dict[str, Any],
     transport: Transport | None,
     functions: Functions | None = None,
+    source: Source | None = None,
 ) -> TestResult:
-    """Run `event` through `destination`; `transport` None is a dry run."""
+    """Run `event` through `destination`, as if sent to `source` (default: a source it
+    takes); `transport` None is a dry run."""
     result = TestResult(destination.name)
+    if source is not None and not destination.takes(source.id):
+        taken = ", ".join(destination.spec.sources or [])
+        result.message = (
+            f"This destination does not take events from source '{source.name}'"
+            f" (its sources: {taken})."
+        )
+        return result
     routed = destination.route(event, filters=False)
     if routed.event is None or not routed.subscriptions:
         result.message = NO_MATCH if routed.reason == "unsubscribed" else routed.detail

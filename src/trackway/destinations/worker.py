@@ -180,6 +180,8 @@ class DestinationWorker:
         outcome = Outcome()
         jobs: list[Job] = []
         for logged in events:
+            if not self.destination.takes(logged.source_id):
+                continue
             routed = self.destination.route(logged.body)
             if routed.event is None or not routed.subscriptions:
                 counts = outcome.count("")
@@ -310,7 +312,8 @@ class Deliveries:
 
     def refresh(self) -> None:
         """Make the running workers match the enabled destinations whose lease is held."""
-        enabled = {s.name: s for s in config.destinations(self.store) if s.enabled}
+        specs = config.destinations(self.store)
+        enabled = {s.name: s for s in specs if s.enabled}
         # one that cannot start here (e.g. another secret key) is left to other workers
         workable = [name for name, spec in enabled.items() if self._failed.get(name) != spec]
         held = self.leases.hold(_lease_key(name) for name in workable)
@@ -319,13 +322,20 @@ class Deliveries:
             if wanted.get(name) != spec or not worker.alive:
                 worker.stop()
                 del self.running[name]
+                if all(s.name != name for s in specs):
+                    # deleted while it delivered: keep what its last window left waiting
+                    self.delivery_store.retire(name, int(time.time() * 1000))
         secrets: Secrets | None = None
         for name, spec in wanted.items():
             if name in self.running or self._failed.get(name) == spec:
                 continue
             try:
                 secrets = secrets or Secrets.of(self.data_dir)
-                destination = Destination(spec, config.plain_settings(spec, secrets))
+                destination = Destination(
+                    spec,
+                    config.plain_settings(spec, secrets),
+                    source_ids=config.source_ids(spec, self.store),
+                )
             except Exception as exc:
                 logger.error("destination %s cannot start: %s", name, exc)
                 self._failed[name] = spec

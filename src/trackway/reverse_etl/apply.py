@@ -15,6 +15,7 @@ from trackway.reverse_etl.connections import columns
 from trackway.reverse_etl.errors import ConfigError
 from trackway.reverse_etl.mapping import Mapper
 from trackway.storage.base import StateStore
+from trackway.workspace.diff import field_changes, with_changes
 
 __all__ = ["ModelSpec", "SyncSpec", "apply_reverse_etl"]
 
@@ -91,10 +92,17 @@ def _put(
         line = f"{'create' if old is None else 'update'} {kind} '{spec.name}'"
         if isinstance(spec, SyncSpec) and old is not None and _mapping_changed(old, spec):
             line += " (what it sends changed: its next run counts every row as changed)"
+        if old is not None:
+            line = with_changes(line, field_changes(kind, spec.name, old, want, _secret_path))
         changes.append(line)
         if not dry_run:
             store.put_object(kind, spec.name, want)
     return changes
+
+
+def _secret_path(path: str) -> bool:
+    # a sync's write key to Segment; URLs show without their password (diff.py)
+    return path == "target.write_key"
 
 
 def _mapping_changed(old: dict[str, object], new: SyncSpec) -> bool:

@@ -33,12 +33,13 @@ from trackway.reverse_etl.schedule import next_run
 from trackway.reverse_etl.state import Run, SyncStore, describe_run, open_sync_store
 from trackway.server.run import open_state
 from trackway.storage.base import SourceNotFound, StateStore
+from trackway.workspace import delete
 
 EXIT_PARTIAL = 3
 """`syncs run` exit status when the run finished but some rows were not delivered."""
 
 
-_friendly = friendly(ReverseEtlError, SourceNotFound)
+_friendly = friendly(ReverseEtlError, SourceNotFound, delete.InUse)
 
 
 def _store(data_dir: Path) -> StateStore:
@@ -292,3 +293,35 @@ def _target_text(sync: config.SyncSpec) -> str:
         return f"Segment-compatible {target.data_plane or config.DEFAULT_SEGMENT_DATA_PLANE}"
     where = f" at {target.data_plane}" if target.data_plane else ""
     return f"Trackway source '{target.source or 'default'}'{where}"
+
+
+@models.command(name="delete")
+@click.argument("name")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@data_dir_option
+@_friendly
+def models_delete(name: str, yes: bool, data_dir: Path) -> None:
+    """Delete a model; refused while a sync reads it."""
+    store = _store(data_dir)
+    config.get_model(store, name)
+    if not yes:
+        click.confirm(f"Delete model '{name}'?", abort=True)
+    click.echo(delete.delete_model(store, storage_settings(data_dir), name) + ".")
+
+
+@syncs.command(name="delete")
+@click.argument("name")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@data_dir_option
+@_friendly
+def syncs_delete(name: str, yes: bool, data_dir: Path) -> None:
+    """Delete a sync: it is no longer scheduled; its run history stays."""
+    store = _store(data_dir)
+    config.get_sync(store, name)
+    if not yes:
+        click.confirm(
+            f"Delete sync '{name}'? A sync declared again under this name sends every row as"
+            " added.",
+            abort=True,
+        )
+    click.echo(delete.delete_sync(store, storage_settings(data_dir), name) + ".")

@@ -7,6 +7,7 @@ from urllib.parse import urlsplit, urlunsplit
 import msgspec
 
 from trackway.storage.base import NotFound, StateStore
+from trackway.workspace.diff import field_changes, with_changes
 from trackway.workspace.sources import check_name
 
 KIND = "warehouse"
@@ -109,10 +110,13 @@ def apply(specs: list[WarehouseSpec], store: StateStore, dry_run: bool = False) 
     for spec in specs:
         validate(spec)
         want: dict[str, Any] = msgspec.to_builtins(spec)
-        if have.get(spec.name) == want:
+        old = have.get(spec.name)
+        if old == want:
             continue
-        verb = "update" if spec.name in have else "create"
-        changes.append(f"{verb} warehouse '{spec.name}' ({spec.type})")
+        line = f"{'create' if old is None else 'update'} warehouse '{spec.name}' ({spec.type})"
+        changes.append(
+            line if old is None else with_changes(line, field_changes(KIND, spec.name, old, want))
+        )
         if not dry_run:
             store.put_object(KIND, spec.name, want)
     return changes

@@ -2,7 +2,7 @@
 
 The file has one list per kind of thing: `sources`, `destinations`, `warehouses`,
 `models` and `syncs`. Applying creates what is missing and changes
-what differs; it never deletes what the file does not name.
+what differs; it deletes what the file does not name only when asked (`prune`).
 """
 
 from collections.abc import Callable, Iterable
@@ -15,10 +15,13 @@ import yaml
 from trackway.destinations import config as destination_config
 from trackway.destinations.secrets import Secrets
 from trackway.integrations import configcat_webhook
+from trackway.reverse_etl import config as reverse_etl_config
 from trackway.reverse_etl.apply import ModelSpec, SyncSpec, apply_reverse_etl
-from trackway.settings import DEFAULT_KEY_GRACE_S
+from trackway.reverse_etl.runner import DEFAULT_OWN_SOURCE
+from trackway.settings import DEFAULT_KEY_GRACE_S, Settings
 from trackway.storage.base import SourceNotFound, StateStore
 from trackway.warehouse import config as warehouse_config
+from trackway.workspace.delete import DELETE, KINDS
 from trackway.workspace.fql_changes import fql_changes
 from trackway.workspace.sources import SOURCE_TYPES, check_name
 
@@ -116,7 +119,10 @@ def apply(
     # so that a bad one changes nothing; they are stored after the sources.
     base = base_dir if base_dir is not None else Path.cwd()
     secrets = Secrets.of(data_dir)
-    destination_config.apply(spec.destinations, store, secrets, end_of_log, True, base_dir=base)
+    sources = {s.name for s in store.list_sources()} | {s.name for s in spec.sources}
+    destination_config.apply(
+        spec.destinations, store, secrets, end_of_log, True, base_dir=base, sources=sources
+    )
     apply_reverse_etl(spec.models, spec.syncs, store, True, data_dir=data_dir, base_dir=base_dir)
     if dry_run:
         for line in fql_changes(spec.destinations, recent_events()):
@@ -158,12 +164,53 @@ def apply(
             if not dry_run:
                 store.rotate_key(want.name, DEFAULT_KEY_GRACE_S, want.write_key)
     changes += destination_config.apply(
-        spec.destinations, store, secrets, end_of_log, dry_run, base_dir=base
+        spec.destinations, store, secrets, end_of_log, dry_run, base_dir=base, sources=sources
     )
     changes += warehouse_config.apply(spec.warehouses, store, dry_run)
     return changes + apply_reverse_etl(
         spec.models, spec.syncs, store, dry_run, data_dir=data_dir, base_dir=base_dir
     )
+
+
+def prune_plan(spec: WorkspaceFile, store: StateStore) -> list[tuple[str, str]]:
+    """What `apply --prune` deletes: the (kind, name) of everything stored that the file
+    does not declare, syncs first, sources last (warehouses are never pruned). Raises
+    ApplyError when something the file declares uses one of them."""
+    declared = {
+        "sync": {s.name for s in spec.syncs},
+        "model": {m.name for m in spec.models},
+        "destination": {d.name for d in spec.destinations},
+        "source": {s.name for s in spec.sources},
+    }
+    stored = {
+        "sync": sorted(reverse_etl_config.syncs(store)),
+        "model": sorted(reverse_etl_config.models(store)),
+        "destination": [d.name for d in destination_config.destinations(store)],
+        "source": [s.name for s in store.list_sources()],
+    }
+    plan = [(kind, name) for kind in KINDS for name in stored[kind] if name not in declared[kind]]
+    gone = set(plan)
+    uses = [(f"sync '{s.name}'", "model", s.model) for s in spec.syncs]
+    uses += [
+        (f"sync '{s.name}'", "source", s.target.source or DEFAULT_OWN_SOURCE)
+        for s in spec.syncs
+        if s.target.type == "own"
+    ]
+    uses += [
+        (f"destination '{d.name}'", "source", n) for d in spec.destinations for n in d.sources or []
+    ]
+    for user, kind, name in uses:
+        if (kind, name) in gone:
+            raise ApplyError(
+                f"{user} uses {kind} '{name}', which the file does not declare:"
+                " --prune would delete it"
+            )
+    return plan
+
+
+def prune(plan: list[tuple[str, str]], store: StateStore, settings: Settings) -> list[str]:
+    """Delete what `prune_plan` found; one line each."""
+    return [DELETE[kind](store, settings, name) for kind, name in plan]
 
 
 def _configcat_fields(spec: SourceSpec) -> bool:

@@ -33,7 +33,9 @@ kept as a dead letter); dead_lettered (retries exhausted); filtered (by the dest
 filters or dropped by its insert function); unsubscribed (no subscription matched);
 skipped (the event's `integrations` turned this destination off)."""
 
-DeadReason = Literal["discarded", "exhausted"]
+DeadReason = Literal["discarded", "exhausted", "deleted"]
+"""discarded (not retryable), exhausted (out of retries), deleted (waiting to be retried
+when its destination was deleted)."""
 
 
 @dataclass(slots=True)
@@ -254,8 +256,14 @@ class DeliveryStore(Protocol):
 
     def alerts(self, destination: str, limit: int) -> list[Alert]: ...
 
-    def forget(self, destination: str) -> None:
-        """Remove everything kept for a destination."""
+    def retire(self, destination: str, now_ms: int) -> int:
+        """What is kept once a destination is deleted: its waiting retries become dead
+        letters (reason `deleted`), its cursor, counts, error samples and alerts go.
+        Returns how many dead letters it keeps."""
+        ...
+
+    def purge(self, destination: str) -> int:
+        """Delete the destination's dead letters; returns how many."""
         ...
 
     def close(self) -> None: ...

@@ -277,10 +277,23 @@ class PostgresDeliveryStore:
         )
         return [Alert(*row) for row in rows]
 
-    def forget(self, destination: str) -> None:
+    def retire(self, destination: str, now_ms: int) -> int:
         with self._transaction() as conn:
-            for table in (
-                *("cursors", "retries", "dead_letters", "stats", "errors", "alerts"),
-                "names",
-            ):
+            conn.execute(
+                "INSERT INTO delivery_dead_letters(destination, subscription, position,"
+                " received_at_ms, event, attempts, reason, error, failed_at_ms)"
+                " SELECT destination, subscription, position, received_at_ms, event,"
+                " attempts, 'deleted', error, %s FROM delivery_retries WHERE destination = %s"
+                " ORDER BY id",
+                (now_ms, destination),
+            )
+            for table in ("cursors", "retries", "stats", "errors", "alerts", "names"):
                 conn.execute(f"DELETE FROM delivery_{table} WHERE destination = %s", (destination,))
+        return self.dead_letter_count(destination)
+
+    def purge(self, destination: str) -> int:
+        with self._transaction() as conn:
+            deleted = conn.execute(
+                "DELETE FROM delivery_dead_letters WHERE destination = %s", (destination,)
+            ).rowcount
+        return int(deleted)

@@ -354,10 +354,33 @@ class SQLiteDeliveryStore:
             ).fetchall()
         return [Alert(*row) for row in rows]
 
-    def forget(self, destination: str) -> None:
+    def retire(self, destination: str, now_ms: int) -> int:
         with self._lock:
-            for table in _TABLES:
-                self._conn.execute(f"DELETE FROM {table} WHERE destination = ?", (destination,))
+            conn = self._conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute(
+                    "INSERT INTO dead_letters(destination, subscription, position,"
+                    " received_at_ms, event, attempts, reason, error, failed_at_ms)"
+                    " SELECT destination, subscription, position, received_at_ms, event,"
+                    " attempts, 'deleted', error, ? FROM retries WHERE destination = ?"
+                    " ORDER BY id",
+                    (now_ms, destination),
+                )
+                for table in ("cursors", "retries", "stats", "errors", "alerts", "names"):
+                    conn.execute(f"DELETE FROM {table} WHERE destination = ?", (destination,))
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        return self.dead_letter_count(destination)
+
+    def purge(self, destination: str) -> int:
+        with self._lock:
+            cur = self._conn.execute(
+                "DELETE FROM dead_letters WHERE destination = ?", (destination,)
+            )
+        return int(cur.rowcount)
 
     def prune(self, now_ms: int) -> None:
         """Drop per-minute counts older than a month."""
@@ -365,9 +388,6 @@ class SQLiteDeliveryStore:
             self._conn.execute(
                 "DELETE FROM stats WHERE minute < ?", ((now_ms - KEEP_STATS_MS) // 60_000,)
             )
-
-
-_TABLES = ("cursors", "retries", "dead_letters", "stats", "errors", "alerts", "names")
 
 
 def _now_minute() -> int:

@@ -113,6 +113,16 @@ class PostgresStateStore:
             raise SourceNotFound(f"no source named '{name}'")
         return self.get_source(name)
 
+    def delete_source(self, name: str) -> Source:
+        source = self.get_source(name)
+
+        def delete(conn: psycopg.Connection[Any]) -> None:
+            conn.execute("DELETE FROM write_keys WHERE source_id = %s", (source.id,))
+            conn.execute("DELETE FROM sources WHERE id = %s", (source.id,))
+
+        self._write(delete)
+        return source
+
     def write_keys(self, source_id: int | None = None) -> list[WriteKey]:
         sql = "SELECT key, source_id, expires_at FROM write_keys"
         args: tuple[int, ...] = ()

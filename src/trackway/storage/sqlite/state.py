@@ -44,6 +44,17 @@ MIGRATIONS = (
         PRIMARY KEY (kind, name)
     )
     """,
+    # Deleted sources keep their id here, so that a new source never gets it: the log's
+    # events of a deleted source must not become another's (PostgreSQL's serial never
+    # reuses an id).
+    """
+    CREATE TABLE deleted_sources(
+        id INTEGER PRIMARY KEY,
+        public_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        deleted_at TEXT NOT NULL
+    )
+    """,
 )
 
 _SOURCE_COLUMNS = "id, public_id, name, type, enabled, created_at"
@@ -67,8 +78,10 @@ class SQLiteStateStore:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 cur = self._conn.execute(
-                    "INSERT INTO sources(public_id, name, type, enabled, created_at)"
-                    " VALUES (?, ?, ?, 1, ?)",
+                    "INSERT INTO sources(id, public_id, name, type, enabled, created_at)"
+                    " VALUES ((SELECT coalesce(max(id), 0) + 1 FROM"
+                    " (SELECT id FROM sources UNION ALL SELECT id FROM deleted_sources)),"
+                    " ?, ?, ?, 1, ?)",
                     (new_public_id("src"), name, type, now),
                 )
             except sqlite3.IntegrityError as exc:
@@ -102,6 +115,18 @@ class SQLiteStateStore:
         if cur.rowcount == 0:
             raise SourceNotFound(f"no source named '{name}'")
         return self.get_source(name)
+
+    def delete_source(self, name: str) -> Source:
+        source = self.get_source(name)
+        with self._lock, self._conn:
+            self._conn.execute("BEGIN IMMEDIATE")
+            self._conn.execute(
+                "INSERT INTO deleted_sources(id, public_id, name, deleted_at) VALUES (?, ?, ?, ?)",
+                (source.id, source.public_id, source.name, _now()),
+            )
+            self._conn.execute("DELETE FROM write_keys WHERE source_id = ?", (source.id,))
+            self._conn.execute("DELETE FROM sources WHERE id = ?", (source.id,))
+        return source
 
     def write_keys(self, source_id: int | None = None) -> list[WriteKey]:
         sql = "SELECT key, source_id, expires_at FROM write_keys"
