@@ -38,8 +38,8 @@ from trackway.storage.commands import db_group
 from trackway.storage.records import Status
 from trackway.warehouse.commands import sql_command, warehouse_group
 from trackway.workspace import apply as workspace_apply
-from trackway.workspace.fql_changes import RECENT_EVENTS
 from trackway.workspace import delete
+from trackway.workspace.fql_changes import RECENT_EVENTS
 from trackway.workspace.keys import new_admin_token, token_hash
 from trackway.workspace.sources import SOURCE_TYPES, check_name, source_json
 
