@@ -55,7 +55,7 @@ def test_learnt_names_are_kept_once_per_destination(store: DeliveryStore) -> Non
     store.record("kam", Outcome(names={"Clicked": 5_000, "B": 6_000}), None)
     store.record("other", Outcome(names={"C": 7_000}), None)
     assert store.names("kam") == {"Clicked": 1_000, "B": 6_000}
-    store.forget("kam")
+    store.retire("kam", 8_000)
     assert store.names("kam") == {} and store.names("other") == {"C": 7_000}
 
 
