@@ -1,11 +1,15 @@
 """Shared fixtures: a real `trackway serve` process per test or per module."""
 
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from tests.support import Server, start_server
+
+PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
 @pytest.fixture
@@ -26,3 +30,31 @@ def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         yield srv
     finally:
         srv.stop()
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def backend_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    """One server per test module and storage backend: the log and state in SQLite
+    files, or in a PostgreSQL database made for it."""
+    data_dir = tmp_path_factory.mktemp(f"shared-{request.param}") / "data"
+    if request.param == "sqlite":
+        srv = start_server(data_dir)
+        try:
+            yield srv
+        finally:
+            srv.stop()
+        return
+    name = f"trackway_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    try:
+        srv = start_server(data_dir, "--database", f"postgresql://postgres@127.0.0.1:5432/{name}")
+        try:
+            yield srv
+        finally:
+            srv.stop()
+    finally:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE {name} WITH (FORCE)")

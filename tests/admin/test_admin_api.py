@@ -72,3 +72,26 @@ def test_live_stream_over_server_sent_events(server: Server) -> None:
     assert "event: accepted" in lines
     data = next(line for line in lines if m in line)
     assert data.startswith("data: {")
+
+
+def test_requests_are_checked_against_the_openapi_document(server: Server) -> None:
+    with server.client() as c:
+        r = c.post(
+            "/api/v1/destinations/x/resend",
+            headers=auth(server),
+            json={"ids": None, "": [1], "extra": 2},
+        )
+        assert r.status_code == 400 and r.json()["code"] == "invalid_parameter"
+        assert "unknown field(s) '', 'extra'" in r.json()["message"]
+        lone = b'{"\\ud8aa": [], "": {"\\udb70": -3019}}'
+        r = c.post("/api/v1/destinations/x/resend", headers=auth(server), content=lone)
+        assert r.status_code == 400 and r.headers["content-type"] == "application/json"
+        assert "not JSON" in r.json()["message"]
+        r = c.get("/api/v1/sources/default/events?limit=5&colour=red", headers=auth(server))
+        assert r.status_code == 400 and "colour" in r.json()["message"]
+        r = c.get("/api/v1/sources/default/events?limit=10001", headers=auth(server))
+        assert r.status_code == 400 and "at most 10000" in r.json()["message"]
+        r = c.delete("/api/v1/sources", headers=auth(server))
+        assert r.status_code == 405 and r.json()["code"] == "method_not_allowed"
+        r = c.get("/api/v1/nothing", headers=auth(server))
+        assert r.status_code == 404 and r.json()["code"] == "not_found"

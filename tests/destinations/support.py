@@ -3,6 +3,7 @@ with a database URL), destinations applied as from a workspace file, and the
 destination workers running in this process."""
 
 import asyncio
+import sqlite3
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -11,10 +12,12 @@ from typing import Any
 
 import msgspec
 
+from tests.support import Server
 from trackway import codec
 from trackway.destinations import config
 from trackway.destinations.secrets import Secrets
 from trackway.destinations.state import Counts
+from trackway.destinations.state.sqlite import FILE
 from trackway.destinations.worker import Deliveries
 from trackway.server.run import open_log, open_state
 from trackway.settings import Settings
@@ -112,3 +115,16 @@ def received_ids(requests: Iterator[Any] | list[Any]) -> list[str]:
         for event in body if isinstance(body, list) else [body]:
             ids.append(event["messageId"])
     return ids
+
+
+def worker_started(server: Server, destinations: int = 1) -> bool:
+    """Whether the SQLite server's workers for its `destinations` have started (each
+    destination's cursor exists then)."""
+    path = server.data_dir / FILE
+    if not path.exists():
+        return False
+    conn = sqlite3.connect(path)
+    try:
+        return bool(conn.execute("SELECT count(*) FROM cursors").fetchone()[0] == destinations)
+    finally:
+        conn.close()

@@ -15,7 +15,7 @@ import pytest
 from segment.analytics import Client
 
 from tests.destinations.fake_server import FakeServer, Reply
-from tests.destinations.support import received_ids
+from tests.destinations.support import received_ids, worker_started
 from tests.support import Server, cli, start_server, until
 from trackway import codec
 
@@ -75,7 +75,7 @@ def test_sdk_events_reach_a_declared_webhook(
     )
     assert listed[0]["name"] == "hook"
     # the server picks the destination up within about a second
-    assert until(lambda: _worker_started(server), True)
+    assert until(lambda: worker_started(server), True)
     client = Client(server.write_key, host=server.url, sync_mode=True, max_retries=1)
     for index in range(20):
         client.track(
@@ -148,27 +148,11 @@ def test_sdk_events_reach_a_declared_webhook(
         )
 
 
-def _worker_started(server: Server, destinations: int = 1) -> bool:
-    # the cursor exists once the server's worker for the destination has started
-    from trackway.destinations.state.sqlite import FILE
-
-    path = server.data_dir / FILE
-    if not path.exists():
-        return False
-    import sqlite3
-
-    conn = sqlite3.connect(path)
-    try:
-        return bool(conn.execute("SELECT count(*) FROM cursors").fetchone()[0] == destinations)
-    finally:
-        conn.close()
-
-
 def test_cli_tester_dead_letters_resend_and_replay(
     server: Server, sink: FakeServer, tmp_path: Path
 ) -> None:
     apply(server, workspace_file(tmp_path / "workspace.yaml", sink.url))
-    assert until(lambda: _worker_started(server), True)
+    assert until(lambda: worker_started(server), True)
     event_file = tmp_path / "event.json"
     event_file.write_text('{"type": "track", "event": "Clicked", "messageId": "m-1"}')
     dry = cli(
@@ -226,7 +210,7 @@ def test_kill_9_while_delivering_loses_no_acknowledged_event(
 ) -> None:
     server = start_server(tmp_path / "data")
     apply(server, workspace_file(tmp_path / "workspace.yaml", sink.url, batch=True))
-    assert until(lambda: _worker_started(server), True)
+    assert until(lambda: worker_started(server), True)
     acknowledged: list[str] = []
     stop = threading.Event()
 
@@ -288,7 +272,7 @@ destinations:
         " delivery.allow_private_addresses: true"
     )
     assert "warning: destination 'failing'" not in out  # it allows private addresses
-    assert until(lambda: _worker_started(server, 2), True)
+    assert until(lambda: worker_started(server, 2), True)
     sink.reply(*[Reply(503, body=b"down")] * 50)
     with httpx.Client(base_url=server.url, auth=(server.write_key, "")) as api:
         for n in range(5):

@@ -3,12 +3,10 @@
 import base64
 import gzip
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-import psycopg
 import pytest
 
 from tests.support import Server, cli, start_server, until
@@ -16,35 +14,11 @@ from trackway import codec
 
 pytestmark = pytest.mark.usefixtures("shared_server")
 
-PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
-
-@pytest.fixture(scope="module", params=["sqlite", "postgres"])
-def shared_server(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Server]:
-    """One server for this module per storage backend: the log and state in SQLite
-    files, or in a PostgreSQL database made for it."""
-    data_dir = tmp_path_factory.mktemp(f"shared-{request.param}") / "data"
-    if request.param == "sqlite":
-        srv = start_server(data_dir)
-        try:
-            yield srv
-        finally:
-            srv.stop()
-        return
-    name = f"trackway_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
-        admin.execute(f"CREATE DATABASE {name}")
-    try:
-        srv = start_server(data_dir, "--database", f"postgresql://postgres@127.0.0.1:5432/{name}")
-        try:
-            yield srv
-        finally:
-            srv.stop()
-    finally:
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
-            admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
+@pytest.fixture(scope="module")
+def shared_server(backend_server: Server) -> Server:
+    """This module's server, once per storage backend."""
+    return backend_server
 
 
 def basic(key: str) -> dict[str, str]:
@@ -688,7 +662,6 @@ def test_health_ready_and_metrics(shared_server: Server) -> None:
 
 
 def test_x_forwarded_for_from_a_trusted_proxy(tmp_path: Any) -> None:
-    from tests.support import start_server
 
     server = start_server(tmp_path / "d", "--trusted-proxy", "127.0.0.0/8,10.0.0.1")
     try:

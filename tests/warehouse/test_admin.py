@@ -11,6 +11,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from tests.warehouse.support import load, track
+from trackway.admin.openapi import OPENAPI
+from trackway.admin.validation import check_request
 from trackway.storage.sqlite.state import SQLiteStateStore
 from trackway.warehouse.admin import sql_endpoint
 from trackway.warehouse.config import KIND
@@ -20,10 +22,13 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 
 
 def as_the_admin_api_does(endpoint: Endpoint) -> Endpoint:
-    """What the admin API's guard does with a handler's ValueError."""
+    """What the admin API does around a handler: the request checked against the
+    OpenAPI document, a ValueError answered 400."""
 
     async def guarded(request: Request) -> Response:
+        operation = OPENAPI["paths"]["/api/v1/sql"]["post"]
         try:
+            request.state.checked = check_request(operation, request, await request.body())
             return await endpoint(request)
         except ValueError as exc:
             return JSONResponse({"code": "invalid_parameter", "message": str(exc)}, 400)
@@ -59,8 +64,9 @@ def test_sql_endpoint(tmp_path: Path) -> None:
                 ({"sql": "DROP TABLE bought"}, "only SELECT"),
                 ({"sql": "SELECT 1; SELECT 2"}, "exactly one"),
                 ({"sql": "SELECT nope FROM bought"}, "nope"),
-                ({"sql": 5}, "string 'sql'"),
-                ({"sql": "SELECT 1", "max_rows": 0}, "max_rows"),
+                ({"sql": 5}, "$.sql must be a string"),
+                ({"sql": "SELECT 1", "max_rows": 0}, "$.max_rows must be at least 1"),
+                ({"sql": "SELECT 1", "rows": 1}, "unknown field(s) 'rows'"),
                 ({"sql": "SELECT 1", "warehouse": "missing"}, "no warehouse named 'missing'"),
             ]:
                 refused = await client.post("/sql", json=body)

@@ -48,6 +48,11 @@ def test_timestamps_in_the_loaders_form_are_checked_not_rewritten(text: str) -> 
     assert schema.timestamp(text) == _general(text)
 
 
+@pytest.mark.parametrize("text", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-00:01"])
+def test_a_time_outside_years_1_to_9999_in_utc_is_not_a_timestamp(text: str) -> None:
+    assert schema.timestamp(text) is None
+
+
 def _plan(events: list[LogEvent], parts: int) -> LoadPlan:
     planner = Planner({}, 1000)
     planner.begin("2026-11-22T10:00:05Z")

@@ -2,7 +2,7 @@
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import Any, get_args
+from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -11,18 +11,17 @@ from starlette.routing import Route, Router
 
 from trackway import codec
 from trackway.admin.auth import AdminAuth
-from trackway.admin.openapi import OPENAPI
-from trackway.admin.params import int_param
+from trackway.admin.openapi import OPENAPI, PREFIX
+from trackway.admin.validation import InvalidRequest, check_request, checked
 from trackway.debugger import record_json
 from trackway.destinations.admin import routes as destination_routes
 from trackway.settings import Settings
 from trackway.storage.base import EventLog, SourceNotFound, StateStore
-from trackway.storage.records import DebugRecord, Source, Status
+from trackway.storage.records import DebugRecord, Source
 from trackway.warehouse.admin import sql_endpoint
 from trackway.workspace.admin import routes as delete_routes
 from trackway.workspace.sources import source_json
 
-_STATUSES = frozenset(get_args(Status))
 _KEEPALIVE_S = 15.0
 _STREAM_BUFFER = 10_000
 
@@ -34,10 +33,8 @@ def _error(code: str, message: str, status: int) -> JSONResponse:
 def admin_app(auth: AdminAuth, store: StateStore, log: EventLog, settings: Settings) -> Router:
     """The ASGI app mounted at `/api/v1`."""
 
-    def guarded(handler: Any) -> Any:
+    def json_errors(handler: Any) -> Any:
         async def endpoint(request: Request) -> Response:
-            if not auth.check(request.headers.get("authorization")):
-                return _error("unauthorized", "a valid admin bearer token is required", 401)
             try:
                 response: Response = await handler(request)
             except SourceNotFound as exc:
@@ -56,12 +53,9 @@ def admin_app(auth: AdminAuth, store: StateStore, log: EventLog, settings: Setti
 
     async def events(request: Request) -> Response:
         source = store.get_source(request.path_params["name"])
-        limit = int_param(request.query_params.get("limit", "50"), "limit", 1, 10_000)
-        status = request.query_params.get("status")
-        if status is not None and status not in _STATUSES:
-            raise ValueError(f"status must be one of {', '.join(sorted(_STATUSES))}")
-        statuses = frozenset([status]) if status else None
-        records = await run_in_threadpool(log.debug_records, source.id, limit, statuses)  # type: ignore[arg-type]
+        query = checked(request).query
+        statuses = frozenset([query["status"]]) if "status" in query else None
+        records = await run_in_threadpool(log.debug_records, source.id, query["limit"], statuses)
         return Response(
             codec.dumps([record_json(r) for r in records]), media_type="application/json"
         )
@@ -74,17 +68,40 @@ def admin_app(auth: AdminAuth, store: StateStore, log: EventLog, settings: Setti
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
 
+    routes = [
+        Route("/sources", json_errors(sources), methods=["GET"]),
+        Route("/sources/{name}/events", json_errors(events), methods=["GET"]),
+        Route("/sources/{name}/events/stream", json_errors(stream), methods=["GET"]),
+        Route("/sql", json_errors(sql_endpoint(settings.data_dir, store)), methods=["POST"]),
+        *destination_routes(settings, store, log, json_errors),
+        *delete_routes(settings, store, json_errors),
+    ]
     return Router(
         [
             Route("/openapi.json", openapi, methods=["GET"]),
-            Route("/sources", guarded(sources), methods=["GET"]),
-            Route("/sources/{name}/events", guarded(events), methods=["GET"]),
-            Route("/sources/{name}/events/stream", guarded(stream), methods=["GET"]),
-            Route("/sql", guarded(sql_endpoint(settings.data_dir, store)), methods=["POST"]),
-            *destination_routes(settings, store, log, guarded),
-            *delete_routes(settings, store, guarded),
+            *(_guarded(auth, route) for route in routes),
         ]
     )
+
+
+def _guarded(auth: AdminAuth, route: Route) -> Route:
+    """`route` behind the token check and the checks of its documented operation."""
+    methods = route.methods or set()
+    operations = {m: OPENAPI["paths"][PREFIX + route.path][m.lower()] for m in methods - {"HEAD"}}
+    inner = route.endpoint
+
+    async def endpoint(request: Request) -> Response:
+        if not auth.check(request.headers.get("authorization")):
+            return _error("unauthorized", "a valid admin bearer token is required", 401)
+        operation = operations["GET" if request.method == "HEAD" else request.method]
+        try:
+            request.state.checked = check_request(operation, request, await request.body())
+        except InvalidRequest as exc:
+            return _error("invalid_parameter", str(exc), 400)
+        response: Response = await inner(request)
+        return response
+
+    return Route(route.path, endpoint, methods=list(methods))
 
 
 async def _sse(log: EventLog, source: Source) -> AsyncIterator[bytes]:

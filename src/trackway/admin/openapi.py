@@ -1,6 +1,15 @@
-"""The OpenAPI document of the admin API."""
+"""The OpenAPI document of the admin API.
+
+It is also what the server checks each request against (`trackway.admin.validation`):
+a route is documented here, query parameters and bodies with their exact schemas
+(bodies refuse unknown fields: `additionalProperties: false`), and every status it can
+answer.
+"""
 
 from typing import Any
+
+PREFIX = "/api/v1"
+"""Where the admin API is mounted; the paths below include it."""
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
 
@@ -9,16 +18,29 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
-_EVENTS_PARAMS = [
-    {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}},
-]
-
 _NAME = [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}]
 _OBJECT = {"type": "object", "additionalProperties": True}
+_UNAUTHORIZED = {"401": _json(_ERROR, "Missing or wrong admin token")}
+_INVALID = {"400": _json(_ERROR, "Invalid parameter or body (the message says which)")}
 _DESTINATION_ERRORS = {
-    "401": _json(_ERROR, "Missing or wrong admin token"),
+    **_INVALID,
+    **_UNAUTHORIZED,
     "404": _json(_ERROR, "No such destination"),
+    "409": _json(_ERROR, "The destination's settings or secrets are not usable"),
 }
+_LIMIT = {"type": "integer", "minimum": 1, "maximum": 10_000}
+_ID = {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}  # a 64-bit row id
+_DURATION = r"^\s*[0-9]{1,9}(\.[0-9]{1,6})?[smhdSMHD]?\s*$"
+
+
+def _body(properties: dict[str, Any], required: tuple[str, ...] = ()) -> dict[str, Any]:
+    """An object body of exactly these fields."""
+    return {
+        "type": "object",
+        "required": list(required),
+        "properties": properties,
+        "additionalProperties": False,
+    }
 
 
 def _operation(
@@ -26,19 +48,16 @@ def _operation(
     ok: str,
     parameters: list[dict[str, Any]] | None = None,
     body: dict[str, Any] | None = None,
+    body_required: bool = True,
 ) -> dict[str, Any]:
     operation: dict[str, Any] = {
         "summary": summary,
         "parameters": [*_NAME, *(parameters or [])],
-        "responses": {
-            "200": _json(_OBJECT, ok),
-            "400": _json(_ERROR, "Invalid parameter or body"),
-            **_DESTINATION_ERRORS,
-        },
+        "responses": {"200": _json(_OBJECT, ok), **_DESTINATION_ERRORS},
     }
     if body is not None:
         operation["requestBody"] = {
-            "required": True,
+            "required": body_required,
             "content": {"application/json": {"schema": body}},
         }
     return operation
@@ -54,7 +73,8 @@ _DESTINATION_PATHS: dict[str, Any] = {
             "summary": "List destinations: lag behind the log, retries waiting, dead letters",
             "responses": {
                 "200": _json({"type": "array", "items": _OBJECT}, "The destinations"),
-                "401": _json(_ERROR, "Missing or wrong admin token"),
+                **_INVALID,
+                **_UNAUTHORIZED,
             },
         }
     },
@@ -66,8 +86,16 @@ _DESTINATION_PATHS: dict[str, Any] = {
             "Event delivery: counts and latency per action, last errors with samples, alerts",
             "The delivery view",
             [
-                _query("window", {"type": "string", "default": "24h"}, "Period counted"),
-                _query("errors", {"type": "integer", "default": 5}, "Errors shown"),
+                _query(
+                    "window",
+                    {"type": "string", "pattern": _DURATION, "default": "24h"},
+                    "Period counted: seconds, or a number with s, m, h or d",
+                ),
+                _query(
+                    "errors",
+                    {"type": "integer", "minimum": 0, "maximum": 100, "default": 5},
+                    "Errors shown",
+                ),
             ],
         )
     },
@@ -75,15 +103,14 @@ _DESTINATION_PATHS: dict[str, Any] = {
         "post": _operation(
             "Event tester: one event through the subscriptions and mappings (no filters)",
             "Per matched action: payload, request, response, status",
-            body={
-                "type": "object",
-                "required": ["event"],
-                "properties": {
+            body=_body(
+                {
                     "event": _OBJECT,
-                    "dry_run": {"type": "boolean"},
+                    "dry_run": {"type": "boolean", "default": False},
                     "source": {"type": "string", "description": "Test as sent to this source"},
                 },
-            },
+                ("event",),
+            ),
         )
     },
     "/api/v1/destinations/{name}/authentication": {
@@ -96,28 +123,31 @@ _DESTINATION_PATHS: dict[str, Any] = {
         "post": _operation(
             "Re-deliver the log from a time on (moves the destination's cursor)",
             "The new position and how many events it re-delivers",
-            body={
-                "type": "object",
-                "required": ["since"],
-                "properties": {"since": {"type": "string"}},
-            },
+            body=_body(
+                {
+                    "since": {
+                        "type": "string",
+                        "minLength": 1,
+                        "description": "An ISO 8601 time with an offset, or a duration ago",
+                    }
+                },
+                ("since",),
+            ),
         )
     },
     "/api/v1/destinations/{name}/dead-letters": {
         "get": _operation(
             "The newest dead letters (discarded or out of retries)",
             "The total and the newest ones",
-            [_query("limit", {"type": "integer", "default": 20}, "How many")],
+            [_query("limit", {**_LIMIT, "default": 20}, "How many")],
         )
     },
     "/api/v1/destinations/{name}/resend": {
         "post": _operation(
             "Re-send dead letters (all, or `ids`): back into the retry schedule, due now",
             "How many were re-sent",
-            body={
-                "type": "object",
-                "properties": {"ids": {"type": "array", "items": {"type": "integer"}}},
-            },
+            body=_body({"ids": {"type": "array", "items": _ID}}),
+            body_required=False,
         )
     },
 }
@@ -168,7 +198,8 @@ OPENAPI: dict[str, Any] = {
                         {"type": "array", "items": {"$ref": "#/components/schemas/Source"}},
                         "The sources",
                     ),
-                    "401": _json(_ERROR, "Missing or wrong admin token"),
+                    **_INVALID,
+                    **_UNAUTHORIZED,
                 },
             }
         },
@@ -176,8 +207,8 @@ OPENAPI: dict[str, Any] = {
             "get": {
                 "summary": "Newest events of a source (accepted, rejected, duplicate)",
                 "parameters": [
-                    *_EVENTS_PARAMS,
-                    {"name": "limit", "in": "query", "schema": {"type": "integer", "default": 50}},
+                    *_NAME,
+                    {"name": "limit", "in": "query", "schema": {**_LIMIT, "default": 50}},
                     {
                         "name": "status",
                         "in": "query",
@@ -189,8 +220,8 @@ OPENAPI: dict[str, Any] = {
                         {"type": "array", "items": {"$ref": "#/components/schemas/Record"}},
                         "Newest first",
                     ),
-                    "400": _json(_ERROR, "Bad parameter"),
-                    "401": _json(_ERROR, "Missing or wrong admin token"),
+                    **_INVALID,
+                    **_UNAUTHORIZED,
                     "404": _json(_ERROR, "No such source"),
                 },
             }
@@ -202,15 +233,14 @@ OPENAPI: dict[str, Any] = {
                     "required": True,
                     "content": {
                         "application/json": {
-                            "schema": {
-                                "type": "object",
-                                "required": ["sql"],
-                                "properties": {
+                            "schema": _body(
+                                {
                                     "sql": {"type": "string"},
                                     "warehouse": {"type": "string", "default": "default"},
-                                    "max_rows": {"type": "integer", "default": 1000},
+                                    "max_rows": {**_LIMIT, "default": 1000},
                                 },
-                            }
+                                ("sql",),
+                            )
                         }
                     },
                 },
@@ -226,8 +256,10 @@ OPENAPI: dict[str, Any] = {
                         },
                         "The result",
                     ),
-                    "400": _json(_ERROR, "Not a read-only statement, or the query failed"),
-                    "401": _json(_ERROR, "Missing or wrong admin token"),
+                    "400": _json(
+                        _ERROR, "Invalid body, not a read-only statement, or the query failed"
+                    ),
+                    **_UNAUTHORIZED,
                     "404": _json(_ERROR, "No such warehouse"),
                     "503": _json(_ERROR, "The warehouse cannot be opened"),
                 },
@@ -237,13 +269,14 @@ OPENAPI: dict[str, Any] = {
             "get": {
                 "summary": "Live stream of a source's records (Server-Sent Events, one JSON "
                 "record per `data:` line)",
-                "parameters": _EVENTS_PARAMS,
+                "parameters": _NAME,
                 "responses": {
                     "200": {
                         "description": "An event stream",
                         "content": {"text/event-stream": {"schema": {"type": "string"}}},
                     },
-                    "401": _json(_ERROR, "Missing or wrong admin token"),
+                    **_INVALID,
+                    **_UNAUTHORIZED,
                     "404": _json(_ERROR, "No such source"),
                 },
             }

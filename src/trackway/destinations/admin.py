@@ -13,7 +13,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from trackway import codec
-from trackway.admin.params import int_param
+from trackway.admin.validation import Checked, checked
 from trackway.cli_options import parse_since
 from trackway.destinations import config, operations, report
 from trackway.destinations.config import DestinationNotFound
@@ -27,13 +27,15 @@ Guard = Callable[[Callable[[Request], Awaitable[Response]]], Any]
 
 
 def routes(settings: Settings, state: StateStore, log: EventLog, guarded: Guard) -> list[Route]:
-    """The routes, each behind the admin API's token check (`guarded`)."""
+    """The routes; `guarded` answers the admin API's errors as JSON. The admin API checks
+    each request against its operation in the OpenAPI document before the handler runs
+    (`trackway.admin.validation`), so handlers take the checked values."""
     data_dir = settings.data_dir
 
-    def handle(fn: Callable[[Request, bytes], Any]) -> Any:
+    def handle(fn: Callable[[Request, Checked], Any]) -> Any:
         async def endpoint(request: Request) -> Response:
             try:
-                result = await run_in_threadpool(fn, request, await request.body())
+                result = await run_in_threadpool(fn, request, checked(request))
             except DestinationNotFound as exc:
                 return JSONResponse({"code": "not_found", "message": str(exc)}, 404)
             except (SecretError, InvalidSettings) as exc:
@@ -42,51 +44,40 @@ def routes(settings: Settings, state: StateStore, log: EventLog, guarded: Guard)
 
         return guarded(endpoint)
 
-    def overview(request: Request, body: bytes) -> Any:
+    def overview(request: Request, given: Checked) -> Any:
         with closing(open_delivery_store(settings)) as store:
             return operations.overview(
                 config.destinations(state), store, log.last_seqs()["accepted"]
             )
 
-    def show(request: Request, body: bytes) -> Any:
+    def show(request: Request, given: Checked) -> Any:
         spec = config.find(state, request.path_params["name"])
         shown: dict[str, Any] = msgspec.to_builtins(spec)
         shown["settings"] = config.shown_settings(spec)
         return shown
 
-    def delivery(request: Request, body: bytes) -> Any:
+    def delivery(request: Request, given: Checked) -> Any:
         spec = config.find(state, request.path_params["name"])
-        window = parse_duration(request.query_params.get("window", "24h"))
-        errors = int_param(request.query_params.get("errors", "5"), "errors", 0, 100)
+        window = parse_duration(given.query["window"])
         with closing(open_delivery_store(settings)) as store:
-            return report.delivery_report(spec, store, log.last_seqs()["accepted"], window, errors)
+            last = log.last_seqs()["accepted"]
+            return report.delivery_report(spec, store, last, window, given.query["errors"])
 
-    def test(request: Request, body: bytes) -> Any:
-        data = _object(body, '{"event": {...}, "dry_run": false, "source": "web"}')
-        event = data.get("event")
-        if not isinstance(event, dict):
-            raise ValueError("'event' must be an object (one event)")
-        dry_run = data.get("dry_run", False)
-        if not isinstance(dry_run, bool):
-            raise ValueError("'dry_run' must be true or false")
-        source = data.get("source")
-        if source is not None and not isinstance(source, str):
-            raise ValueError("'source' must be a source's name")
+    def test(request: Request, given: Checked) -> Any:
         destination = operations.compiled(state, data_dir, request.path_params["name"])
-        as_source = operations.tested_source(state, source)
-        return msgspec.to_builtins(operations.run_test(destination, event, dry_run, as_source))
+        as_source = operations.tested_source(state, given.body.get("source"))
+        outcome = operations.run_test(
+            destination, given.body["event"], given.body["dry_run"], as_source
+        )
+        return msgspec.to_builtins(outcome)
 
-    def replay(request: Request, body: bytes) -> Any:
-        data = _object(body, '{"since": "2h"}')
-        since = data.get("since")
-        if not isinstance(since, str):
-            raise ValueError("'since' must be a time (ISO 8601 with an offset) or a duration")
+    def replay(request: Request, given: Checked) -> Any:
         spec = config.find(state, request.path_params["name"])
         with closing(open_delivery_store(settings)) as store:
-            return operations.replay(spec, log, store, parse_since(since))
+            return operations.replay(spec, log, store, parse_since(given.body["since"]))
 
-    def dead_letters(request: Request, body: bytes) -> Any:
-        limit = int_param(request.query_params.get("limit", "20"), "limit", 1, 10_000)
+    def dead_letters(request: Request, given: Checked) -> Any:
+        limit = given.query["limit"]
         with closing(open_delivery_store(settings)) as store:
             owner = operations.dead_letters_of(state, store, request.path_params["name"])
             return {
@@ -94,16 +85,12 @@ def routes(settings: Settings, state: StateStore, log: EventLog, guarded: Guard)
                 "dead_letters": [msgspec.to_builtins(d) for d in store.dead_letters(owner, limit)],
             }
 
-    def resend(request: Request, body: bytes) -> Any:
-        data = _object(body or b"{}", '{"ids": [1, 2]} or {}')
-        ids = data.get("ids")
-        if ids is not None and (not isinstance(ids, list) or not all(type(i) is int for i in ids)):
-            raise ValueError("'ids' must be a list of dead letter ids")
+    def resend(request: Request, given: Checked) -> Any:
         spec = config.find(state, request.path_params["name"])
         with closing(open_delivery_store(settings)) as store:
-            return {"resent": operations.resend(spec, store, ids)}
+            return {"resent": operations.resend(spec, store, given.body.get("ids"))}
 
-    def authentication(request: Request, body: bytes) -> Any:
+    def authentication(request: Request, given: Checked) -> Any:
         return operations.authenticate(
             operations.compiled(state, data_dir, request.path_params["name"])
         )
@@ -119,13 +106,3 @@ def routes(settings: Settings, state: StateStore, log: EventLog, guarded: Guard)
         Route(f"{prefix}/dead-letters", handle(dead_letters), methods=["GET"]),
         Route(f"{prefix}/resend", handle(resend), methods=["POST"]),
     ]
-
-
-def _object(body: bytes, example: str) -> dict[str, Any]:
-    try:
-        data = codec.loads(body)
-    except codec.DecodeError:
-        raise ValueError(f"the body must be JSON: {example}") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"the body must be a JSON object: {example}")
-    return data

@@ -13,7 +13,7 @@ from starlette.responses import Response
 
 from trackway import codec
 from trackway.ingest.auth import key_from_body, key_from_header
-from trackway.ingest.body import read_body
+from trackway.ingest.body import read_body, unicode_json
 from trackway.ingest.client_ip import client_ip
 from trackway.ingest.sources import SourceCache
 from trackway.server.metrics import Metrics
@@ -73,7 +73,7 @@ class Ingestor:
             header_key = key_from_header(request.headers.get("authorization"))
             if header_key is not None:
                 source = self._source(header_key)
-            body = await read_body(request)
+            body = unicode_json(await read_body(request))
             if source is None:
                 source = self._source(key_from_body(body))
             if source.type != TRACKING_SOURCE_TYPE:
@@ -148,10 +148,13 @@ class Ingestor:
             body = await read_body(request)
             batch = IngestBatch(source.id, int(received_at.timestamp() * 1000))
             req = RequestInfo(received_at)
-            _accept(
-                batch,
-                [normalize(m, req) for m in parse(source, request.headers, body, received_at)],
-            )
+            events = []
+            for msg in parse(source, request.headers, body, received_at):
+                outcome = normalize(msg, req)
+                if isinstance(outcome, Rejection):
+                    raise IngestError(outcome.code, outcome.message, outcome.status)
+                events.append(outcome)
+            _accept(batch, events)
             result = await self.log.append(batch)
         except IngestError as exc:
             if source is not None:
@@ -199,19 +202,24 @@ class Ingestor:
                 "too_many_events",
                 f"the batch has {len(items)} events; the limit is {MAX_BATCH_EVENTS}",
             )
-        req = RequestInfo(
-            received_at, utc(envelope.sent_at), envelope.context, envelope.integrations, ip
-        )
+        try:
+            sent_at = utc(envelope.sent_at)
+        except OverflowError:
+            raise IngestError(
+                "invalid_timestamp", "the batch's `$.sentAt` in UTC is outside years 1-9999"
+            ) from None
+        req = RequestInfo(received_at, sent_at, envelope.context, envelope.integrations, ip)
         rejected: list[tuple[int, Rejection]] = []
         accepted: list[Message] = []
-        for index, outcome in enumerate(decode_messages(items)):
+        for index, decoded in enumerate(decode_messages(items)):
+            outcome = decoded if isinstance(decoded, Rejection) else normalize(decoded, req)
             if isinstance(outcome, Rejection):
                 rejected.append((index, outcome))
                 batch.rejected.append(
                     RejectedEvent(index, outcome.code, outcome.message, bytes(items[index]))
                 )
             else:
-                accepted.append(normalize(outcome, req))
+                accepted.append(outcome)
         _accept(batch, accepted)
         return rejected
 
@@ -224,10 +232,12 @@ class Ingestor:
         ip: str | None,
     ) -> list[tuple[int, Rejection]]:
         outcome = decode_message(body, path_type)
+        if not isinstance(outcome, Rejection):
+            outcome = normalize(outcome, RequestInfo(received_at, client_ip=ip))
         if isinstance(outcome, Rejection):
             batch.rejected.append(RejectedEvent(0, outcome.code, outcome.message, body))
             return [(0, outcome)]
-        _accept(batch, [normalize(outcome, RequestInfo(received_at, client_ip=ip))])
+        _accept(batch, [outcome])
         return []
 
     async def _keep_failure(

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from trackway.spec.errors import Rejection
 from trackway.spec.message import ABSENT, Message, object_value, raw_object
 
 _WITH_PROPERTIES = frozenset(("track", "page", "screen"))
@@ -27,12 +28,14 @@ class RequestInfo:
     client_ip: str | None = None
 
 
-def normalize(msg: Message, req: RequestInfo) -> Message:
+def normalize(msg: Message, req: RequestInfo) -> Message | Rejection:
     """Normalize `msg` in place (it must have passed validation) and return it.
 
     Timestamps: `originalTimestamp` is the client's `timestamp` as sent; `timestamp`
     is `receivedAt - (sentAt - originalTimestamp)`. Without `sentAt` the client's
     timestamp is kept as is; without a client timestamp, `timestamp` is `receivedAt`.
+    A timestamp that falls outside years 1-9999 in UTC, as sent or once corrected,
+    rejects the event (`invalid_timestamp`).
     """
     received_at = req.received_at
     message_id = msg.message_id
@@ -67,17 +70,36 @@ def normalize(msg: Message, req: RequestInfo) -> Message:
     elif not msg.integrations:
         msg.integrations = _EMPTY
 
-    sent_at = utc(msg.sent_at) or req.sent_at
-    original = utc(msg.timestamp)
-    msg.original_timestamp = original
+    # Python's datetime spans years 1-9999: an offset or the skew correction can leave it.
+    try:
+        sent_at = utc(msg.sent_at) or req.sent_at
+    except OverflowError:
+        return _out_of_range("`$.sentAt` in UTC")
+    try:
+        original = utc(msg.timestamp)
+    except OverflowError:
+        return _out_of_range("`$.timestamp` in UTC")
     if original is None:
         msg.timestamp = received_at
+    elif sent_at is None:
+        msg.timestamp = original
     else:
-        msg.timestamp = original if sent_at is None else received_at - (sent_at - original)
+        try:
+            msg.timestamp = received_at - (sent_at - original)
+        except OverflowError:
+            return _out_of_range(
+                "the clock-skew correction receivedAt - (sentAt - timestamp) "
+                f"(sentAt {sent_at.isoformat()}, timestamp {original.isoformat()})"
+            )
+    msg.original_timestamp = original
     msg.sent_at = sent_at
     msg.received_at = received_at
     msg.write_key = None
     return msg
+
+
+def _out_of_range(what: str) -> Rejection:
+    return Rejection("invalid_timestamp", f"{what} is outside years 1-9999")
 
 
 def utc(value: datetime | None) -> datetime | None:

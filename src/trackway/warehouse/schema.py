@@ -44,7 +44,7 @@ def timestamp(text: str) -> str | None:
         return None
     try:
         return utc_text(datetime.fromisoformat(text))
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: outside years 1-9999 in UTC
         return None
 
 
