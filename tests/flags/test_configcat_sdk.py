@@ -207,3 +207,44 @@ def test_http_protocol_details(flag_server: Server) -> None:
         missing = http.get(f"/configuration-files/{new_key()}/config_v6.json")
         assert missing.status_code == 404
         assert missing.json()["code"] == "unknown_sdk_key"
+
+
+SENSITIVE = """\
+flags:
+  - environment: sensitive-yaml
+    sdk_key: {key}
+    settings:
+{settings}
+"""
+CASES = {  # comparator, values, whether the rule matches Email john@example.com, Tags ["a", "b"]
+    "sensitive equals": ("Email", "value: john@example.com", True),
+    "sensitive not equals": ("Email", "value: john@example.com", False),
+    "sensitive starts with any of": ("Email", "values: [john@, x]", True),
+    "sensitive not starts with any of": ("Email", "values: [john@]", False),
+    "sensitive ends with any of": ("Email", "values: ['@example.com']", True),
+    "sensitive not ends with any of": ("Email", "values: ['@other.com']", True),
+    "sensitive is one of": ("Email", "values: [john@example.com]", True),
+    "sensitive is not one of": ("Email", "values: [john@example.com]", False),
+    "sensitive array contains any of": ("Tags", "values: [b, c]", True),
+    "sensitive array not contains any of": ("Tags", "values: [a]", False),
+}
+
+
+def test_sensitive_comparators_written_in_clear_match(flag_server: Server, tmp_path: Path) -> None:
+    key = new_key()
+    settings = "".join(
+        f"      f{i}:\n        type: bool\n        value: false\n        rules:\n"
+        f"          - when: [{{attribute: {attr}, comparator: {name}, {values}}}]\n"
+        "            serve: true\n"
+        for i, (name, (attr, values, _)) in enumerate(CASES.items())
+    )
+    (tmp_path / "s.yaml").write_text(SENSITIVE.format(key=key, settings=settings))
+    cli("apply", str(tmp_path / "s.yaml"), data_dir=flag_server.data_dir, env=flag_server.env)
+    wait_served(flag_server, key)
+    client = sdk(flag_server, key)
+    try:
+        john = User("1", email="john@example.com", custom={"Tags": ["a", "b"]})
+        got = {name: client.get_value(f"f{i}", None, john) for i, name in enumerate(CASES)}
+        assert got == {name: want for name, (_, _, want) in CASES.items()}
+    finally:
+        client.close()
