@@ -20,8 +20,8 @@ class KeyInfo:
 class SourceCache:
     """Maps write keys to sources; reloads when the state store changes.
 
-    CLI commands change the state from other processes, so `refresh` (called about
-    once a second by the server) reloads when SQLite's data_version moved, and an
+    CLI commands change the state from other processes, so the server calls `reload`
+    when the store reports a change (checked about once a second), and an
     unknown key triggers at most one reload per second.
     """
 
@@ -36,10 +36,6 @@ class SourceCache:
         self._keys = {
             k.key: KeyInfo(sources[k.source_id], k.expires_at) for k in self._store.write_keys()
         }
-
-    def refresh(self) -> None:
-        if self._store.changed():
-            self.reload()
 
     def lookup(self, key: str) -> KeyInfo | None:
         """The key's source, or None for an unknown or expired key."""

@@ -14,6 +14,7 @@ from starlette.routing import BaseRoute, Mount, Route
 
 from trackway.admin.app import admin_app
 from trackway.admin.auth import AdminAuth
+from trackway.flags.serve import FlagCache, flags_app
 from trackway.ingest.handler import Ingestor
 from trackway.ingest.routes import tracking_app
 from trackway.ingest.sources import SourceCache
@@ -54,6 +55,7 @@ def create_app(
     for collector in collectors:  # the workers' own metrics
         metrics.registry.register(collector)
     sources = SourceCache(store)
+    flags = FlagCache(store)
     ingestor = Ingestor(log, sources, metrics, settings)
 
     async def health(request: Request) -> Response:
@@ -75,7 +77,9 @@ def create_app(
         while True:
             await asyncio.sleep(_REFRESH_EVERY_S)
             with contextlib.suppress(StorageUnavailable):  # /ready reports it; next time
-                sources.refresh()
+                if store.changed():  # one check for both caches: it resets on each call
+                    sources.reload()
+                    flags.reload()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -108,6 +112,7 @@ def create_app(
             Mount(
                 "/v1", app=tracking_app(ingestor, {"configcat": configcat_webhook.parser(store)})
             ),
+            Mount("/configuration-files", app=flags_app(flags)),
             Mount(
                 "/api/v1",
                 app=admin_app(AdminAuth(store, settings.admin_token), store, log, settings),

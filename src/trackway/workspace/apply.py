@@ -1,8 +1,9 @@
 """`trackway apply FILE.yaml`: declare the workspace in a file, idempotently.
 
 The file has one list per kind of thing: `sources`, `destinations`, `warehouses`,
-`models` and `syncs`. Applying creates what is missing and changes
-what differs; it deletes what the file does not name only when asked (`prune`).
+`models`, `syncs` and `flags` (feature flag environments, see trackway.flags).
+Applying creates what is missing and changes what differs; it deletes what the file
+does not name only when asked (`prune`).
 """
 
 from collections.abc import Callable, Iterable
@@ -14,6 +15,8 @@ import yaml
 
 from trackway.destinations import config as destination_config
 from trackway.destinations.secrets import Secrets
+from trackway.flags import apply as flags_apply
+from trackway.flags.spec import EnvironmentSpec
 from trackway.integrations import configcat_webhook
 from trackway.reverse_etl import config as reverse_etl_config
 from trackway.reverse_etl.apply import ModelSpec, SyncSpec, apply_reverse_etl
@@ -47,6 +50,7 @@ class WorkspaceFile(msgspec.Struct, forbid_unknown_fields=True):
     warehouses: list[warehouse_config.WarehouseSpec] = []
     models: list[ModelSpec] = []
     syncs: list[SyncSpec] = []
+    flags: list[EnvironmentSpec] = []
 
 
 class ApplyError(Exception):
@@ -95,6 +99,10 @@ def load(path: Path) -> WorkspaceFile:
         if warehouse.name in names:
             raise ApplyError(f"{where}: warehouse '{warehouse.name}' is declared twice")
         names.add(warehouse.name)
+    try:
+        flags_apply.validate(spec.flags)
+    except ValueError as exc:
+        raise ApplyError(f"{path}: {exc}") from exc
     return spec
 
 
@@ -124,6 +132,10 @@ def apply(
         spec.destinations, store, secrets, end_of_log, True, base_dir=base, sources=sources
     )
     apply_reverse_etl(spec.models, spec.syncs, store, True, data_dir=data_dir, base_dir=base_dir)
+    try:
+        flags = flags_apply.plan(spec.flags, store)
+    except ValueError as exc:
+        raise ApplyError(str(exc)) from exc
     if dry_run:
         for line in fql_changes(spec.destinations, recent_events()):
             warn(line)
@@ -167,6 +179,7 @@ def apply(
         spec.destinations, store, secrets, end_of_log, dry_run, base_dir=base, sources=sources
     )
     changes += warehouse_config.apply(spec.warehouses, store, dry_run)
+    changes += flags_apply.commit(flags, store, dry_run)
     return changes + apply_reverse_etl(
         spec.models, spec.syncs, store, dry_run, data_dir=data_dir, base_dir=base_dir
     )

@@ -1,0 +1,77 @@
+"""The `flags:` part of `trackway apply`: compile every environment, then store them."""
+
+from trackway.flags import environments as envs
+from trackway.flags.compile import compile_environment
+from trackway.flags.spec import EnvironmentSpec
+from trackway.storage.base import StateStore
+
+
+def validate(specs: list[EnvironmentSpec]) -> None:
+    """Refuse a bad `flags:` list before anything is applied (errors name `flags[i]...`)."""
+    names: set[str] = set()
+    keys: set[str] = set()
+    for index, spec in enumerate(specs):
+        where = f"flags[{index}]"
+        try:
+            envs.check_name(spec.environment)
+            if spec.sdk_key is not None:
+                envs.check_sdk_key(spec.sdk_key)
+                if spec.sdk_key in keys:
+                    raise ValueError(f"SDK key '{spec.sdk_key}' is declared twice")
+                keys.add(spec.sdk_key)
+            if spec.environment in names:
+                raise ValueError(f"environment '{spec.environment}' is declared twice")
+            names.add(spec.environment)
+            compile_environment(spec, salt="")
+        except ValueError as exc:
+            raise ValueError(f"{where}: {exc}") from exc
+
+
+def plan(specs: list[EnvironmentSpec], store: StateStore) -> list[tuple[str, envs.Environment]]:
+    """(change line, environment to store) for each environment that differs from the store.
+
+    A stored environment keeps its salt (hashed comparison values stay valid) and, when
+    the file gives none, its SDK key.
+    """
+    have = {env.name: env for env in envs.environments(store)}
+    out = []
+    for spec in specs:
+        old = have.get(spec.environment)
+        salt = old.config.get("p", {}).get("s") if old is not None else None
+        key = spec.sdk_key or (old.sdk_key if old is not None else envs.new_sdk_key())
+        envs.check_unique_key(store, spec.environment, key)
+        new = envs.Environment(
+            spec.environment, key, compile_environment(spec, salt or envs.new_salt()), "apply"
+        )
+        count = f"{len(new.settings)} setting{'' if len(new.settings) == 1 else 's'}"
+        if old is None:
+            out.append((f"create flag environment '{spec.environment}' ({count})", new))
+        elif old != new:
+            out.append((f"update flag environment '{spec.environment}' ({_diff(old, new)})", new))
+    return out
+
+
+def commit(
+    planned: list[tuple[str, envs.Environment]], store: StateStore, dry_run: bool
+) -> list[str]:
+    if not dry_run:
+        for _, env in planned:
+            envs.save(store, env)
+    return [line for line, _ in planned]
+
+
+def _diff(old: envs.Environment, new: envs.Environment) -> str:
+    parts = []
+    if old.sdk_key != new.sdk_key:
+        parts.append("new SDK key")
+    added = [k for k in new.settings if k not in old.settings]
+    changed = [k for k in new.settings if k in old.settings and old.settings[k] != new.settings[k]]
+    if added:
+        parts.append("add " + ", ".join(added))
+    if changed:
+        parts.append("change " + ", ".join(changed))
+    if old.config.get("s") != new.config.get("s"):
+        parts.append("segments")
+    if len(new.settings) < len(old.settings) or old.origin != new.origin:
+        parts.append("replace the whole config")
+    return "; ".join(parts) or "config"

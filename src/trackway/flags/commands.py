@@ -1,0 +1,96 @@
+"""`trackway flags`: list, show, import and export flag environments."""
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from trackway import codec
+from trackway.cli_options import data_dir_option, friendly, json_option, storage_settings
+from trackway.flags import environments as envs
+from trackway.server.run import open_state
+
+_friendly = friendly(ValueError, envs.EnvironmentNotFound)
+_TYPES = {0: "bool", 1: "string", 2: "int", 3: "double"}
+
+
+@click.group(name="flags")
+def flags_group() -> None:
+    """Feature flags served to the ConfigCat SDKs (define them with `trackway apply`)."""
+
+
+@flags_group.command(name="list")
+@json_option
+@data_dir_option
+@_friendly
+def flags_list(as_json: bool, data_dir: Path) -> None:
+    """Every flag environment: name, SDK key, origin and number of settings."""
+    found = envs.environments(open_state(storage_settings(data_dir)))
+    if as_json:
+        click.echo(codec.dumps_text([_summary(e) for e in found]))
+        return
+    if not found:
+        click.echo("No flag environments.")
+    for env in found:
+        click.echo(f"{env.name}  {env.sdk_key}  {env.origin}  {len(env.settings)} settings")
+
+
+@flags_group.command(name="show")
+@click.argument("key")
+@json_option
+@data_dir_option
+@_friendly
+def flags_show(key: str, as_json: bool, data_dir: Path) -> None:
+    """One environment (KEY: its name or SDK key) and its settings."""
+    env = envs.find(open_state(storage_settings(data_dir)), key)
+    if as_json:
+        click.echo(codec.dumps_text({**_summary(env), "config": env.config}))
+        return
+    click.echo(f"{env.name} ({env.origin}), SDK key {env.sdk_key}")
+    for flag, setting in env.settings.items():
+        value = next(iter(setting["v"].values()))
+        rules = len(setting.get("r") or [])
+        options = len(setting.get("p") or [])
+        click.echo(
+            f"  {flag}  {_TYPES[setting['t']]}  default {value!r}"
+            f"  {rules} rules  {options} percentage options"
+        )
+
+
+@flags_group.command(name="import")
+@click.argument("file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option("--sdk-key", required=True, help="The SDK key the SDKs use (kept as it is).")
+@click.option("--environment", help="Environment name (default: the file name without .json).")
+@data_dir_option
+@_friendly
+def flags_import(file: Path, sdk_key: str, environment: str | None, data_dir: Path) -> None:
+    """Serve a config_v6 JSON as ConfigCat serves it (hashed values and salt kept)."""
+    name = environment or file.stem
+    envs.check_name(name)
+    envs.check_sdk_key(sdk_key)
+    try:
+        config = envs.check_config(codec.loads(file.read_bytes()))
+    except codec.DecodeError as exc:
+        raise ValueError(f"{file} is not JSON: {exc}") from exc
+    store = open_state(storage_settings(data_dir))
+    envs.check_unique_key(store, name, sdk_key)
+    envs.save(store, envs.Environment(name, sdk_key, config, "import"))
+    click.echo(f"Imported {len(config.get('f') or {})} settings as environment '{name}'.")
+
+
+@flags_group.command(name="export")
+@click.option("--sdk-key", required=True, help="The environment's SDK key (or its name).")
+@data_dir_option
+@_friendly
+def flags_export(sdk_key: str, data_dir: Path) -> None:
+    """Print an environment's config_v6 JSON (what `flags import` reads)."""
+    click.echo(codec.dumps_text(envs.find(open_state(storage_settings(data_dir)), sdk_key).config))
+
+
+def _summary(env: envs.Environment) -> dict[str, Any]:
+    return {
+        "name": env.name,
+        "sdk_key": env.sdk_key,
+        "origin": env.origin,
+        "settings": list(env.settings),
+    }

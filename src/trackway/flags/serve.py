@@ -1,0 +1,88 @@
+"""`GET /configuration-files/{sdkKey}/config_v6.json`: ConfigCat's download protocol.
+
+Configs are served from memory and reloaded when the state store changes (the server
+checks about once a second, so a change reaches an SDK at its next poll). Each answer
+carries an ETag; `If-None-Match` (server SDKs) or the `ccetag` query parameter (browser
+SDKs, which avoid a CORS preflight) equal to it gives 304. `p.u` is this server's own
+base URL and `p.r` 0, so an SDK never redirects elsewhere.
+"""
+
+import hashlib
+import json
+
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route, Router
+from starlette.types import ASGIApp
+
+from trackway.flags import environments as envs
+from trackway.storage.base import StateStore
+
+_SUFFIX = "/config_v6.json"
+
+
+class FlagCache:
+    """SDK key → stored config_v6, and the served bytes per (key, base URL)."""
+
+    def __init__(self, store: StateStore) -> None:
+        self._store = store
+        self._configs: dict[str, dict[str, object]] = {}
+        self._bodies: dict[tuple[str, str], tuple[bytes, str]] = {}
+        self.reload()
+
+    def reload(self) -> None:
+        self._configs = {env.sdk_key: env.config for env in envs.environments(self._store)}
+        self._bodies = {}
+
+    def body(self, sdk_key: str, base_url: str) -> tuple[bytes, str] | None:
+        """(JSON bytes, ETag) of the key's config as served from `base_url`; None: unknown."""
+        cached = self._bodies.get((sdk_key, base_url))
+        if cached is not None:
+            return cached
+        config = self._configs.get(sdk_key)
+        if config is None:
+            return None
+        prefs = dict(config.get("p") or {})  # type: ignore[call-overload]
+        prefs.update(u=base_url, r=0)
+        data = json.dumps({**config, "p": prefs}, ensure_ascii=False, separators=(",", ":"))
+        raw = data.encode()
+        served = (raw, f'"{hashlib.sha256(raw).hexdigest()[:32]}"')
+        self._bodies[(sdk_key, base_url)] = served
+        return served
+
+
+def flags_app(cache: FlagCache) -> ASGIApp:
+    """The ASGI app mounted at `/configuration-files`."""
+
+    async def download(request: Request) -> Response:
+        path = request.path_params["path"]
+        if not path.endswith(_SUFFIX):
+            return _not_found("only <sdkKey>/config_v6.json is served here")
+        sdk_key = path[: -len(_SUFFIX)]
+        base = str(request.base_url).rstrip("/")
+        base = (
+            base[: -len("/configuration-files")] if base.endswith("/configuration-files") else base
+        )
+        served = cache.body(sdk_key, base)
+        if served is None:
+            return _not_found(f"no flag environment has the SDK key '{sdk_key}'")
+        body, etag = served
+        headers = {"ETag": etag, "Cache-Control": "max-age=0, must-revalidate"}
+        given = request.headers.get("if-none-match") or request.query_params.get("ccetag")
+        if given == etag:
+            return Response(status_code=304, headers=headers)
+        return Response(body, media_type="application/json", headers=headers)
+
+    return CORSMiddleware(
+        Router([Route("/{path:path}", download, methods=["GET"])]),
+        allow_origins=["*"],
+        allow_methods=["GET", "OPTIONS"],
+        allow_headers=["Cache-Control", "Content-Type", "If-None-Match"],
+        expose_headers=["ETag", "Date", "Content-Length"],
+        max_age=600,
+    )
+
+
+def _not_found(message: str) -> Response:
+    return JSONResponse({"code": "unknown_sdk_key", "message": message}, 404)
