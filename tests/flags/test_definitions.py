@@ -108,6 +108,7 @@ def test_apply_compiles_stores_and_is_idempotent(tmp_path: Path) -> None:
 def test_bad_definitions_are_refused_with_their_place(
     tmp_path: Path, change: tuple[str, str], message: str
 ) -> None:
+    cli("db", "migrate", data_dir=tmp_path / "d")  # a data directory to find unchanged
     text = "sources:\n  - name: web\n" + GOOD.replace(*change, 1)
     done = apply(tmp_path, text)
     assert done.returncode == 1

@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Protocol
 
@@ -25,6 +26,7 @@ from trackway.settings import Settings
 from trackway.storage.base import EventLog, StateStore, StorageUnavailable
 
 _REFRESH_EVERY_S = 1.0
+_log = logging.getLogger(__name__)
 
 
 class Worker(Protocol):
@@ -76,10 +78,16 @@ def create_app(
     async def refresh_sources() -> None:
         while True:
             await asyncio.sleep(_REFRESH_EVERY_S)
-            with contextlib.suppress(StorageUnavailable):  # /ready reports it; next time
+            try:
                 if store.changed():  # one check for both caches: it resets on each call
                     sources.reload()
                     flags.reload()
+            except StorageUnavailable:  # /ready reports it; next time
+                pass
+            except Exception:
+                # A failed reload must not end the loop: the caches would never see a
+                # change again (new write keys, flag changes) while the server runs on.
+                _log.exception("reloading sources and flags failed; retrying in 1 s")
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
