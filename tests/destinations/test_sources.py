@@ -92,38 +92,39 @@ def test_a_destination_gets_only_the_events_of_its_sources(
     assert until(lambda: sorted(received_ids(sink.requests)), want) == want
 
     headers = {"authorization": f"Bearer {server.admin_token}"}
-    api = httpx.Client(base_url=server.url, headers=headers)
+    with httpx.Client(base_url=server.url, headers=headers) as api:
 
-    def view() -> dict[str, object]:
-        found: dict[str, object] = api.get("/api/v1/destinations/hook/delivery").json()
-        return found
+        def view() -> dict[str, object]:
+            found: dict[str, object] = api.get("/api/v1/destinations/hook/delivery").json()
+            return found
 
-    assert until(lambda: view()["lag_events"], 0) == 0
-    shown = view()
-    assert shown["sources"] == ["default"]
-    total = shown["total"]
-    assert isinstance(total, dict)
-    assert (total["delivered"], total["unsubscribed"], total["skipped"]) == (3, 0, 0)
-    assert "from default" in cli(
-        "destinations", "delivery", "hook", data_dir=server.data_dir, env=server.env
-    )
+        assert until(lambda: view()["lag_events"], 0) == 0
+        shown = view()
+        assert shown["sources"] == ["default"]
+        total = shown["total"]
+        assert isinstance(total, dict)
+        assert (total["delivered"], total["unsubscribed"], total["skipped"]) == (3, 0, 0)
+        assert "from default" in cli(
+            "destinations", "delivery", "hook", data_dir=server.data_dir, env=server.env
+        )
 
-    event = tmp_path / "event.json"
-    event.write_text('{"type": "track", "event": "E", "messageId": "t-1"}')
-    tester = ["destinations", "test", "hook", "--event", str(event), "--dry-run"]
-    assert cli(*tester, "--source", "flags", data_dir=server.data_dir, env=server.env).strip() == (
-        "This destination does not take events from source 'flags' (its sources: default)."
-    )
-    taken = cli(*tester, "--source", "default", data_dir=server.data_dir, env=server.env)
-    assert "not sent (dry run)" in taken
-    unknown = trackway(server, *tester, "--source", "nope")
-    assert unknown.returncode == 1 and "no source named 'nope'" in unknown.stderr
+        event = tmp_path / "event.json"
+        event.write_text('{"type": "track", "event": "E", "messageId": "t-1"}')
+        tester = ["destinations", "test", "hook", "--event", str(event), "--dry-run"]
+        assert cli(
+            *tester, "--source", "flags", data_dir=server.data_dir, env=server.env
+        ).strip() == (
+            "This destination does not take events from source 'flags' (its sources: default)."
+        )
+        taken = cli(*tester, "--source", "default", data_dir=server.data_dir, env=server.env)
+        assert "not sent (dry run)" in taken
+        unknown = trackway(server, *tester, "--source", "nope")
+        assert unknown.returncode == 1 and "no source named 'nope'" in unknown.stderr
 
-    with api:
         assert api.get("/api/v1/destinations/hook").json()["sources"] == ["default"]
         tested = api.post(
             "/api/v1/destinations/hook/test",
             json={"event": {"type": "track", "event": "E"}, "dry_run": True, "source": "flags"},
         ).json()
         assert tested["actions"] == [] and "source 'flags'" in tested["message"]
-    assert sorted(received_ids(sink.requests)) == want
+        assert sorted(received_ids(sink.requests)) == want
