@@ -9,6 +9,7 @@ base URL and `p.r` 0, so an SDK never redirects elsewhere.
 
 import hashlib
 import json
+import time
 
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
@@ -20,6 +21,9 @@ from trackway.flags import environments as envs
 from trackway.storage.base import StateStore
 
 _SUFFIX = "/config_v6.json"
+# An unknown key reloads at once, as an unknown write key does (ingest/sources.py), but at
+# most this often, so a flood of wrong keys cannot turn into a flood of reads.
+_MISS_RELOAD_INTERVAL_S = 1.0
 
 
 class FlagCache:
@@ -29,6 +33,7 @@ class FlagCache:
         self._store = store
         self._configs: dict[str, dict[str, object]] = {}
         self._bodies: dict[tuple[str, str], tuple[bytes, str]] = {}
+        self._last_miss_reload = 0.0
         self.reload()
 
     def reload(self) -> None:
@@ -42,7 +47,14 @@ class FlagCache:
             return cached
         config = self._configs.get(sdk_key)
         if config is None:
-            return None
+            now = time.monotonic()
+            if now - self._last_miss_reload < _MISS_RELOAD_INTERVAL_S:
+                return None
+            self._last_miss_reload = now
+            self.reload()
+            config = self._configs.get(sdk_key)
+            if config is None:
+                return None
         prefs = dict(config.get("p") or {})  # type: ignore[call-overload]
         prefs.update(u=base_url, r=0)
         data = json.dumps({**config, "p": prefs}, ensure_ascii=False, separators=(",", ":"))
