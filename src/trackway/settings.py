@@ -1,6 +1,7 @@
 """Configuration: command-line flags, with `TRACKWAY_*` environment variables as defaults."""
 
 import ipaddress
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,6 +13,7 @@ Role = Literal["api", "worker", "all"]
 
 DEFAULT_DATA_DIR = Path("trackway-data")
 DEFAULT_KEY_GRACE_S = 24 * 3600.0
+_MAX_DURATION_S = 100 * 365.25 * 86400
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,10 @@ def parse_duration(text: str) -> float:
         seconds = float(number) * (unit or 1)
     except ValueError:
         raise ValueError(f"not a duration: {text!r} (use e.g. 90s, 15m, 24h, 7d)") from None
+    # inf and nan parse as floats, and a huge number overflows the epoch arithmetic of
+    # `--since` and the stores' 64-bit integers; nothing Trackway keeps lasts that long.
+    if not math.isfinite(seconds) or seconds > _MAX_DURATION_S:
+        raise ValueError(f"not a duration of at most 100 years: {text!r}")
     if seconds < 0:
         raise ValueError(f"a duration cannot be negative: {text!r}")
     return seconds
