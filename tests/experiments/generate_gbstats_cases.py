@@ -235,7 +235,15 @@ def hand_cases() -> list[Json]:
             {**freq, "relative": False},
             [("a", mean(10, 0, 10)), ("b", mean(10, 5, 10))],
         ),
-        case("cuped without pre-period variance", "hand-picked", freq, [("a", flat_pre)] * 2),
+        case(
+            "cuped without pre-period variance",
+            "hand-picked",
+            freq,
+            [
+                ("a", flat_pre),
+                ("b", {**flat_pre, "post": mean(100, 60, 100), "sum_of_products": 60}),
+            ],
+        ),
         case(
             "four arms",
             "hand-picked",
@@ -324,7 +332,11 @@ def simulate(rng: np.random.Generator, kind: str, n: int, scale: float) -> Json:
 
 def srm_cases() -> list[Json]:
     cases = [
-        {"source": GBSTATS_TESTS + "test_utils.py", "units": [1000, 1200], "weights": [0.5, 0.5]},
+        {
+            "source": "growthbook/growthbook packages/back-end/test/stats.test.ts",
+            "units": [1000, 1200],
+            "weights": [0.5, 0.5],
+        },
         {"source": "hand-picked", "units": [1000, 1010, 990], "weights": [1, 1, 1]},
         {"source": "hand-picked", "units": [2000, 1000], "weights": [0.7, 0.3]},
         {"source": "hand-picked", "units": [500, 520, 7], "weights": [0.5, 0.5, 0]},

@@ -22,6 +22,8 @@ from trackway.experiments.stats import (
     srm,
 )
 
+# Each example runs a few scipy distributions; 40 keep the module to a few seconds.
+FEW = settings(max_examples=40)
 VALUES = st.floats(0, 1000, allow_nan=False, allow_infinity=False)
 
 
@@ -87,6 +89,7 @@ def approx(x: float) -> object:
     return pytest.approx(x, rel=1e-9, abs=1e-12)
 
 
+@FEW
 @given(PAIRS, ENGINES)
 def test_swapping_arms_flips_the_absolute_effect(
     pair: tuple[Statistic, Statistic], config: AnalysisSettings
@@ -104,6 +107,7 @@ def test_swapping_arms_flips_the_absolute_effect(
         assert backward.risk == (approx(forward.risk[1]), approx(forward.risk[0]))
 
 
+@FEW
 @given(PAIRS, ENGINES)
 def test_swapping_arms_flips_the_sign_of_the_relative_effect(
     pair: tuple[Statistic, Statistic], config: AnalysisSettings
@@ -140,6 +144,7 @@ def _simple(stat: Statistic) -> SampleMean | Proportion:
     return stat
 
 
+@FEW
 @given(PAIRS, ENGINES, st.booleans())
 def test_duplicating_all_data_leaves_means_and_effect_unchanged(
     pair: tuple[Statistic, Statistic], config: AnalysisSettings, relative: bool
@@ -179,7 +184,7 @@ def test_benjamini_hochberg_is_never_stricter_than_holm(p_values: list[float]) -
     assert all(b <= h + 1e-15 for b, h in zip(bh, holm, strict=True))
 
 
-@settings(max_examples=50)
+@FEW
 @given(
     st.lists(st.tuples(st.integers(0, 10**6), st.floats(0.01, 1)), min_size=2, max_size=6),
     st.randoms(use_true_random=False),
