@@ -110,6 +110,7 @@ def test_a_ratio_mean_is_the_ratio_of_sums() -> None:
     [
         (lambda: SampleMean(-1, 0, 0), "units must not be negative"),
         (lambda: Proportion(10, 11), "within 0..n"),
+        (lambda: SampleMean(10, math.nan, 1), "sum must be a finite number, not nan"),
         (
             lambda: Ratio(10, SampleMean(9, 1, 1), SampleMean(10, 1, 1), 1),
             "numerator covers 9 units, not the statistic's 10",

@@ -6,6 +6,7 @@ ratio's comes from the delta method, and a CUPED statistic is adjusted with a θ
 pooled over the two arms being compared.
 """
 
+import math
 from dataclasses import dataclass
 
 
@@ -18,7 +19,7 @@ class SampleMean:
     sum_squares: float
 
     def __post_init__(self) -> None:
-        _check_units(self.n)
+        _check_numbers(self.n, sum=self.sum, sum_squares=self.sum_squares)
 
     @property
     def mean(self) -> float:
@@ -40,7 +41,7 @@ class Proportion:
     sum: float
 
     def __post_init__(self) -> None:
-        _check_units(self.n)
+        _check_numbers(self.n, sum=self.sum)
         if not 0 <= self.sum <= self.n:
             raise ValueError(f"a proportion's sum must be within 0..n ({self.n}), not {self.sum}")
 
@@ -74,7 +75,7 @@ class Ratio:
     """Σ numerator·denominator over the units."""
 
     def __post_init__(self) -> None:
-        _check_units(self.n)
+        _check_numbers(self.n, sum_of_products=self.sum_of_products)
         _check_parts(self.n, numerator=self.numerator, denominator=self.denominator)
 
     @property
@@ -111,7 +112,7 @@ class Cuped:
     sum_of_products: float
 
     def __post_init__(self) -> None:
-        _check_units(self.n)
+        _check_numbers(self.n, sum_of_products=self.sum_of_products)
         _check_parts(self.n, post=self.post, pre=self.pre)
         if type(self.post) is not type(self.pre):
             raise TypeError("a CUPED statistic's post and pre must be of the same kind")
@@ -175,9 +176,12 @@ def _pool(a: Simple, b: Simple, n: int) -> Simple:
     raise TypeError("a metric's statistics must be of the same kind in every variation")
 
 
-def _check_units(n: int) -> None:
+def _check_numbers(n: int, **sums: float) -> None:
     if n < 0:
         raise ValueError(f"units must not be negative, not {n}")
+    for name, value in sums.items():
+        if not math.isfinite(value):
+            raise ValueError(f"{name} must be a finite number, not {value}")
 
 
 def _check_parts(n: int, **parts: Simple) -> None:
