@@ -116,6 +116,12 @@ def test_a_ratio_mean_is_the_ratio_of_sums() -> None:
             "numerator covers 9 units, not the statistic's 10",
         ),
         (lambda: AnalysisSettings(alpha=1), "alpha must be between 0 and 1"),
+        (lambda: AnalysisSettings(engine="freq"), "unknown engine 'freq'"),  # type: ignore[arg-type]
+        (
+            lambda: AnalysisSettings(correction="bonferroni"),  # type: ignore[arg-type]
+            "unknown correction 'bonferroni'; use one of none, holm-bonferroni, benjamini-hochberg",
+        ),
+        (lambda: adjust_p_values([0.1], "holm"), "unknown correction 'holm'"),  # type: ignore[arg-type]
         (lambda: AnalysisSettings(sequential_tuning=0), "sequential_tuning must be positive"),
         (lambda: analyze([]), "at least the control"),
         (lambda: srm([1, 2], [1]), "2 unit counts but 1 weights"),

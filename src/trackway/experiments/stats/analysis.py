@@ -5,22 +5,28 @@ frequentist p-values of all treatment arms are then corrected together when aske
 """
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from dataclasses import replace as dataclass_replace
-from typing import Literal
+from dataclasses import dataclass, replace
+from typing import Literal, get_args
 
 from trackway.experiments.stats.bayesian import Prior, posterior
-from trackway.experiments.stats.corrections import Correction, adjust_p_values, adjusted_ci
+from trackway.experiments.stats.corrections import (
+    CORRECTIONS,
+    Correction,
+    adjust_p_values,
+    adjusted_ci,
+)
 from trackway.experiments.stats.effect import Inestimable, effect
 from trackway.experiments.stats.frequentist import sequential_test, t_test
 from trackway.experiments.stats.statistics import Statistic
+
+Engine = Literal["frequentist", "bayesian"]
 
 
 @dataclass(frozen=True)
 class AnalysisSettings:
     """How to analyse; the defaults are GrowthBook's (`shared/src/constants.ts`)."""
 
-    engine: Literal["frequentist", "bayesian"] = "bayesian"
+    engine: Engine = "bayesian"
     sequential: bool = False
     """Frequentist only: always-valid confidence sequences instead of a fixed-horizon test."""
     sequential_tuning: int = 5000
@@ -41,6 +47,12 @@ class AnalysisSettings:
     """Lower is better (e.g. load time): the chance to win and risk look the other way."""
 
     def __post_init__(self) -> None:
+        if self.engine not in get_args(Engine):
+            raise ValueError(f"unknown engine {self.engine!r}; use frequentist or bayesian")
+        if self.correction not in CORRECTIONS:
+            raise ValueError(
+                f"unknown correction {self.correction!r}; use one of {', '.join(CORRECTIONS)}"
+            )
         if not 0 < self.alpha < 1:
             raise ValueError(f"alpha must be between 0 and 1, not {self.alpha}")
         if self.sequential_tuning <= 0:
@@ -165,7 +177,7 @@ def _corrected(
     p_values = [r.p_value if r.p_value is not None else 1.0 for r in treatments]
     adjusted = adjust_p_values(p_values, settings.correction)
     return [
-        dataclass_replace(
+        replace(
             r,
             p_value_adjusted=p,
             ci_adjusted=adjusted_ci(p, r.expected, r.ci, settings.alpha),

@@ -8,15 +8,18 @@ of false positives among the significant results (false discovery rate).
 
 import math
 from collections.abc import Sequence
-from typing import Literal
+from typing import Literal, get_args
 
 from scipy import stats
 
 Correction = Literal["none", "holm-bonferroni", "benjamini-hochberg"]
+CORRECTIONS: tuple[Correction, ...] = get_args(Correction)
 
 
 def adjust_p_values(p_values: Sequence[float], correction: Correction) -> list[float]:
     """The adjusted p-values, in the order given."""
+    if correction not in CORRECTIONS:
+        raise ValueError(f"unknown correction {correction!r}; use one of {', '.join(CORRECTIONS)}")
     m = len(p_values)
     if correction == "none" or m == 0:
         return list(p_values)
