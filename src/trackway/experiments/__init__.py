@@ -1,0 +1,1 @@
+"""Experiments: exposures and goals reduced to per-variation statistics and analysed."""
