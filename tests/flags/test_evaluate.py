@@ -225,6 +225,8 @@ def test_user_from_json() -> None:
         ({"email": "x"}, "identifier"),
         ({"identifier": "1", "custom": 3}, "custom"),
         ({"identifier": "1", "email": 5}, "email"),
+        ({"identifier": "1", "Plan": {"a": 1}}, "Plan"),
+        ({"identifier": "1", "Tags": ["a", 1]}, "Tags"),
     ]:
         with pytest.raises(ValueError, match=message):
             User.from_json(bad)

@@ -97,27 +97,39 @@ class User:
 
     @classmethod
     def from_json(cls, data: Any) -> "User":
-        """A user from JSON: `identifier` (required), `email`, `country`, `custom` (an object)
-        and any other key as a custom attribute; the capitalized names work too."""
+        """A user from JSON: `identifier` (required), `custom` (an object of attributes) and
+        any other key as an attribute (see `from_attributes`)."""
         if not isinstance(data, dict):
             raise ValueError('the user is a JSON object such as {"identifier": "42"}')
-        fields: dict[str, Any] = {}
-        custom: dict[str, Any] = {}
-        for name, value in data.items():
-            if name == "custom":
-                if not isinstance(value, dict):
-                    raise ValueError("the user's `custom` is an object of attributes")
-                custom.update(value)
-            elif name.capitalize() in _PREDEFINED and name in (name.lower(), name.capitalize()):
-                fields[name.lower()] = value
-            else:
-                custom[name] = value
-        identifier = fields.pop("identifier", None)
+        attributes = {k: v for k, v in data.items() if k not in ("identifier", "Identifier")}
+        custom = attributes.pop("custom", {})
+        if not isinstance(custom, dict):
+            raise ValueError("the user's `custom` is an object of attributes")
+        identifier = data.get("identifier", data.get("Identifier"))
         if not isinstance(identifier, str):
             raise ValueError("the user needs an `identifier` (text)")
-        for name, value in fields.items():
-            if value is not None and not isinstance(value, str):
-                raise ValueError(f"the user's `{name}` must be text")
+        return cls.from_attributes(identifier, {**custom, **attributes})
+
+    @classmethod
+    def from_attributes(cls, identifier: str, attributes: Mapping[str, Any]) -> "User":
+        """A user from an identifier and JSON attributes: `email`/`Email` and
+        `country`/`Country` are ConfigCat's predefined attributes, every other name a custom
+        one. Values are text, numbers, booleans or lists of text; null means not set."""
+        fields: dict[str, str] = {}
+        custom: dict[str, Any] = {}
+        for name, value in attributes.items():
+            if value is None:
+                continue
+            if name in ("email", "Email", "country", "Country"):
+                if not isinstance(value, str):
+                    raise ValueError(f"the attribute `{name}` must be text")
+                fields[name.lower()] = value
+            elif isinstance(value, str | int | float) or _is_text_list(value):
+                custom[name] = value
+            else:
+                raise ValueError(
+                    f"the attribute `{name}` must be text, a number, a boolean or a list of text"
+                )
         return cls.of(identifier, fields.get("email"), fields.get("country"), custom)
 
     def to_json(self) -> dict[str, Any]:
