@@ -11,6 +11,7 @@ side: an attribute that is missing or of the wrong form skips its rule; a config
 (a value of the wrong type, a prerequisite cycle) gives the caller's default and an error.
 """
 
+import functools
 import hashlib
 import json
 import math
@@ -164,12 +165,12 @@ class Evaluation:
 
     @property
     def reason(self) -> Reason:
-        """OpenFeature's name for why this value: a rule matched, a % split, the default."""
+        """OpenFeature's name for why this value: a % option, a rule, the default."""
         if self.error is not None:
             return "ERROR"
-        if self.rule is not None:
-            return "TARGETING_MATCH"
-        return "SPLIT" if self.option is not None else "DEFAULT"
+        if self.option is not None:  # also inside a rule: as the SDK hooks report it
+            return "SPLIT"
+        return "TARGETING_MATCH" if self.rule is not None else "DEFAULT"
 
     @property
     def why(self) -> str:
@@ -337,7 +338,8 @@ class _Run:
         setting = self.settings[key]
         kind = setting.get("t")
         attribute = setting.get("a")
-        self.note(f"evaluating '{key}'")
+        if self.log is not None:
+            self.note(f"evaluating '{key}'")
         self.depth += 1
         try:
             for index, rule in enumerate(setting.get("r") or []):
@@ -348,21 +350,24 @@ class _Run:
                     if not self.conditions(conditions, key, visited, index):
                         continue
                     if served is not None:
-                        self.note(f"rule {index + 1} matched: serving {value!r}")
+                        if self.log is not None:
+                            self.note(f"rule {index + 1} matched: serving {value!r}")
                         return value, served.get("i", default_variation_id), index, None
                 picked = self.percentages(
                     rule.get("p") or [], key, kind, attribute, default_variation_id
                 )
                 if picked is not None:
                     return picked[0], picked[1], index, picked[2]
-                self.note(f"rule {index + 1}: its percentage options do not apply; next rule")
+                if self.log is not None:
+                    self.note(f"rule {index + 1}: its percentage options do not apply; next rule")
             picked = self.percentages(
                 setting.get("p") or [], key, kind, attribute, default_variation_id
             )
             if picked is not None:
                 return picked[0], picked[1], None, picked[2]
             value = setting_value(setting, kind)
-            self.note(f"serving the flag's value {value!r}")
+            if self.log is not None:
+                self.note(f"serving the flag's value {value!r}")
             return value, setting.get("i", default_variation_id), None, None
         finally:
             self.depth -= 1
@@ -378,12 +383,14 @@ class _Run:
         if not options:
             return None
         if self.user is None:
-            self.note("percentage options skipped: no user")
+            if self.log is not None:
+                self.note("percentage options skipped: no user")
             return None
         name = attribute if attribute is not None else "Identifier"
         base = self.user.identifier if attribute is None else self.user.attributes.get(attribute)
         if base is None:
-            self.note(f"percentage options skipped: the User.{name} attribute is missing")
+            if self.log is not None:
+                self.note(f"percentage options skipped: the User.{name} attribute is missing")
             return None
         bucket = percentage_bucket(key, attribute_text(base))
         total = 0
@@ -391,13 +398,15 @@ class _Run:
             total += option.get("p", 0)
             if bucket < total:
                 value = setting_value(option, kind)
-                self.note(
-                    f"User.{name} is in bucket {bucket}: percentage option {index + 1}"
-                    f" ({option.get('p', 0)}%) serves {value!r}"
-                )
+                if self.log is not None:
+                    self.note(
+                        f"User.{name} is in bucket {bucket}: percentage option {index + 1}"
+                        f" ({option.get('p', 0)}%) serves {value!r}"
+                    )
                 match = PercentageMatch(index, option.get("p", 0), name, bucket)
                 return value, option.get("i", default_variation_id), match
-        self.note(f"User.{name} is in bucket {bucket}, past every percentage option")
+        if self.log is not None:
+            self.note(f"User.{name} is in bucket {bucket}, past every percentage option")
         return None
 
     def conditions(self, conditions: list[Any], key: str, visited: list[str], rule: int) -> bool:
@@ -412,7 +421,8 @@ class _Run:
                 continue
             if not ok or error:
                 why = f"skipped: {error}" if error else "no match"
-                self.note(f"rule {rule + 1} {why}")
+                if self.log is not None:
+                    self.note(f"rule {rule + 1} {why}")
                 return False
         return True
 
@@ -422,11 +432,6 @@ class _Run:
         name = condition.get("a")
         comparator = condition.get("c")
         expected = condition.get(_VALUE_KIND[comparator])  # type: ignore[index]
-        text = f"User.{name} {_COMPARATOR_TEXTS[comparator]} "  # type: ignore[index]
-        if comparator in HASHED:
-            text += "<hashed value>"
-        else:
-            text += _show(expected)
         if name is None:
             raise EvaluationError("a condition has no attribute name")
         if self.user is None:
@@ -438,7 +443,11 @@ class _Run:
             ok = self.compare(comparator, actual, expected, context)  # type: ignore[arg-type]
         except _InvalidAttribute as exc:
             return False, f"the User.{name} attribute is invalid ({exc})"
-        self.note(f"{text}: {'true' if ok else 'false'}")
+        if self.log is not None:
+            shown = "<hashed value>" if comparator in HASHED else _show(expected)
+            verb = _COMPARATOR_TEXTS[comparator]  # type: ignore[index]
+            if self.log is not None:
+                self.note(f"User.{name} {verb} {shown}: {'true' if ok else 'false'}")
         return ok, None
 
     def compare(self, c: int, actual: Any, expected: Any, context: str) -> bool:
@@ -484,16 +493,12 @@ class _Run:
 
     def semver(self, c: int, actual: Any, expected: Any) -> bool:
         version = str(actual).strip()
-        try:
-            if c in (4, 5):
-                match = False
-                for item in filter(None, (x.strip() for x in expected)):
-                    match = semver.Version.parse(version).match("==" + str(item)) or match
-                return match == (c == 4)
-            op = _COMPARATOR_TEXTS[c]
-            return bool(semver.Version.parse(version).match(op + str(expected).strip()))
-        except ValueError:
-            raise _InvalidAttribute(f"'{version}' is not a valid semantic version") from None
+        if c in (4, 5):
+            match = False
+            for item in filter(None, (x.strip() for x in expected)):
+                match = _semver_match(version, "==" + str(item)) or match
+            return match == (c == 4)
+        return _semver_match(version, _COMPARATOR_TEXTS[c] + str(expected).strip())
 
     def hashed_affix(self, c: int, actual: Any, expected: list[str], context: str) -> bool:
         for item in expected:
@@ -530,7 +535,10 @@ class _Run:
                 break
         result = inside if comparator == 0 else not inside
         verb = "IS IN" if comparator == 0 else "IS NOT IN"
-        self.note(f"User {verb} SEGMENT '{name}': {'true' if result and not error else 'false'}")
+        if self.log is not None:
+            self.note(
+                f"User {verb} SEGMENT '{name}': {'true' if result and not error else 'false'}"
+            )
         return result, error
 
     def prerequisite(self, condition: Mapping[str, Any], key: str, visited: list[str]) -> bool:
@@ -555,8 +563,19 @@ class _Run:
             raise EvaluationError(f"unknown prerequisite comparator {comparator!r}")
         result: bool = bool(value == expected) == (comparator == 0)
         verb = "EQUALS" if comparator == 0 else "DOES NOT EQUAL"
-        self.note(f"Flag '{other}' {verb} {expected!r}: {'true' if result else 'false'}")
+        if self.log is not None:
+            self.note(f"Flag '{other}' {verb} {expected!r}: {'true' if result else 'false'}")
         return result
+
+
+@functools.lru_cache(maxsize=4096)
+def _semver_match(version: str, expression: str) -> bool:
+    """semver's `Version.parse(version).match(expression)`, as the Python SDK calls it;
+    cached because parsing dominates and apps have few distinct versions."""
+    try:
+        return bool(semver.Version.parse(version).match(expression))
+    except ValueError:
+        raise _InvalidAttribute(f"'{version}' is not a valid semantic version") from None
 
 
 class _InvalidAttribute(Exception):

@@ -16,7 +16,7 @@ context evaluates without a user, as an SDK called without one; attributes witho
 
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.middleware.cors import CORSMiddleware
@@ -33,8 +33,8 @@ from trackway.flags.serve import FlagCache
 MAX_BODY_BYTES = 64 * 1024
 """A request body (the evaluation context) larger than this is refused with 400."""
 
-OnEvaluated = Callable[[Environment, Evaluation, User | None], None]
-"""Called after each single-flag evaluation (the evaluated-events hook)."""
+OnEvaluated = Callable[[Environment, Evaluation, User | None], Awaitable[None]]
+"""Awaited after each single-flag evaluation, before the answer (flags/events.py)."""
 
 
 class _Refused(Exception):
@@ -63,7 +63,7 @@ def ofrep_app(cache: FlagCache, on_evaluated: OnEvaluated | None = None) -> ASGI
             )
         result = evaluate(env.config, key, user)
         if on_evaluated is not None:
-            on_evaluated(env, result, user)
+            await on_evaluated(env, result, user)
         item = _item(result, setting)
         return JSONResponse(item, 400 if "errorCode" in item else 200)
 
