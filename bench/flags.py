@@ -17,7 +17,8 @@ percentage options) to a fresh data directory, starts `trackway serve` pinned to
 
 It reports requests/s, the answers' statuses, wrk's latency percentiles, the server's
 CPU time per request and the load average before and after (the machine may be shared:
-record it with the numbers). The exit status is 0 when both targets are met, 1 when one
+record it with the numbers; a calibration loop timed before each run says how slow the
+CPUs are at that moment). The exit status is 0 when both targets are met, 1 when one
 is missed, 2 when the benchmark could not run.
 """
 
@@ -86,6 +87,16 @@ def trackway_command() -> list[str]:
     return [str(trackway)] if trackway.exists() else [sys.executable, "-m", "trackway"]
 
 
+def calibration_ms() -> float:
+    """Wall time of a fixed pure-Python loop (10^6 additions) in this process: a measure of
+    how much CPU the moment gives; record it with the numbers and compare runs by it."""
+    started = time.perf_counter()
+    total = 0
+    for n in range(1_000_000):
+        total += n
+    return (time.perf_counter() - started) * 1000
+
+
 def cpu_s(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / _CLK_TCK
@@ -111,6 +122,7 @@ def measure(
     common = {"cpu": args.load_cpu, "connections": args.connections}
     run_wrk(wrk, server.url, lua_args, duration=args.warmup, **common)
     load_before = os.getloadavg()[0]
+    calibration = calibration_ms()
     cpu_before = cpu_s(server.pid)
     result = run_wrk(wrk, server.url, lua_args, duration=args.duration, **common)
     server_cpu = cpu_s(server.pid) - cpu_before
@@ -126,6 +138,7 @@ def measure(
         "server_cpu_share": server_cpu / seconds,
         "server_cpu_us_per_request": server_cpu / max(good, 1) * 1e6,
         "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+        "calibration_ms": round(calibration, 1),
         "target": TARGETS[mode],
         "met": good / seconds >= TARGETS[mode],
     }
@@ -199,6 +212,7 @@ def main() -> int:
             f" ms  server CPU {r['server_cpu_share']:.0%} of a core,"
             f" {r['server_cpu_us_per_request']:.0f} µs/request  statuses {r['statuses']}"
             f"  load average {r['load_average'][0]} -> {r['load_average'][1]}"
+            f"  calibration loop {r['calibration_ms']} ms"
         )
     print("BENCH_JSON " + json.dumps(results))
     return 0 if all(r["met"] for r in results) else 1
