@@ -3,15 +3,17 @@ normal ingest path): the shape of docs/flag-events.md, deduplicated per user, fl
 variation, sampled by user, stored before the evaluation is answered."""
 
 import json
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from click.testing import CliRunner
 
-from tests.support import TRACKWAY, Server, cli, start_server, until
+from tests.flags.test_ofrep import run
+from tests.support import Server, cli, start_server, until
+from trackway.cli import main
 
 KEY = "configcat-sdk-1/TrackwayEventsTest0000/events0000000000000001"
 SAMPLED = "configcat-sdk-1/TrackwayEventsTest0000/sampled000000000000001"
@@ -46,11 +48,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     try:
         cli("apply", str(root / "workspace.yaml"), data_dir=srv.data_dir, env=srv.env)
         with srv.client() as http:
-            served = lambda: (
-                http.post(  # noqa: E731
-                    "/ofrep/v1/evaluate/flags", json={}, headers={"X-API-Key": SAMPLED}
-                ).status_code
-            )
+
+            def served() -> int:
+                headers = {"X-API-Key": SAMPLED}
+                return http.post("/ofrep/v1/evaluate/flags", json={}, headers=headers).status_code
+
             assert until(served, 200) == 200
         yield srv
     finally:
@@ -68,10 +70,7 @@ def evaluate(http: httpx.Client, key: str, flag: str, context: dict[str, Any]) -
 
 
 def stored(server: Server) -> list[dict[str, Any]]:
-    out = cli(
-        "events", "list", "--source", "backend", "--limit", "500", "--json",
-        data_dir=server.data_dir, env=server.env,
-    )  # fmt: skip
+    out = run(server, "events", "list", "--source", "backend", "--limit", "500", "--json")
     events: list[dict[str, Any]] = json.loads(out)
     return events
 
@@ -125,13 +124,10 @@ def test_sampling_keeps_some_users_and_all_their_evaluations(server: Server) -> 
 def test_a_bad_events_setting_is_refused_at_apply(tmp_path: Path) -> None:
     bad = WORKSPACE.replace("sample: 0.5", "sample: 2")
     (tmp_path / "w.yaml").write_text(bad)
-    done = subprocess.run(
-        [*TRACKWAY, "apply", str(tmp_path / "w.yaml"), "--data-dir", str(tmp_path / "d")],
-        capture_output=True,
-        text=True,
-    )
-    assert done.returncode == 1
-    assert "flags[1]: evaluated_events.sample: 2.0 is not in (0, 1]" in done.stderr
+    result = CliRunner().invoke(main, ["apply", str(tmp_path / "w.yaml"), "--dry-run",
+                                       "--data-dir", str(tmp_path / "d")])  # fmt: skip
+    assert result.exit_code == 1
+    assert "flags[1]: evaluated_events.sample: 2.0 is not in (0, 1]" in result.output
 
 
 def test_an_unknown_source_does_not_fail_the_evaluation(server: Server, tmp_path: Path) -> None:
@@ -141,7 +137,7 @@ def test_an_unknown_source_does_not_fail_the_evaluation(server: Server, tmp_path
         f"    sdk_key: {key}\n    evaluated_events: {{source: missing}}\n"
         "    settings:\n      f: {type: bool, value: true}\n"
     )
-    cli("apply", str(tmp_path / "w.yaml"), data_dir=server.data_dir, env=server.env)
+    run(server, "apply", str(tmp_path / "w.yaml"))
     with server.client() as http:
 
         def call() -> int:
