@@ -26,7 +26,7 @@ from trackway.flags.comparators import COMPARATORS, HASHED
 from trackway.flags.compile import sensitive_hash
 
 Reason = Literal["TARGETING_MATCH", "SPLIT", "DEFAULT", "ERROR"]
-T = TypeVar("T")
+_T = TypeVar("_T")
 _PREDEFINED = ("Identifier", "Email", "Country")
 _VALUE_KEYS = {0: ("b", bool), 1: ("s", str), 2: ("i", int), 3: ("d", float)}
 _COMPARATOR_TEXTS = (
@@ -582,7 +582,7 @@ class _InvalidAttribute(Exception):
     """The attribute's value has the wrong form for the comparator: the rule is skipped."""
 
 
-def _guard(parse: Callable[[Any], T], value: Any, problem: str) -> T:
+def _guard(parse: Callable[[Any], _T], value: Any, problem: str) -> _T:
     try:
         return parse(value)
     except ValueError:
