@@ -3,6 +3,7 @@
 from trackway.flags import environments as envs
 from trackway.flags.compile import compile_environment
 from trackway.flags.spec import EnvironmentSpec
+from trackway.settings import parse_duration
 from trackway.storage.base import StateStore
 
 
@@ -23,6 +24,7 @@ def validate(specs: list[EnvironmentSpec]) -> None:
                 raise ValueError(f"environment '{spec.environment}' is declared twice")
             names.add(spec.environment)
             compile_environment(spec, salt="")
+            events_config(spec)
         except ValueError as exc:
             raise ValueError(f"{where}: {exc}") from exc
 
@@ -41,7 +43,11 @@ def plan(specs: list[EnvironmentSpec], store: StateStore) -> list[tuple[str, env
         key = spec.sdk_key or (old.sdk_key if old is not None else envs.new_sdk_key())
         envs.check_unique_key(store, spec.environment, key)
         new = envs.Environment(
-            spec.environment, key, compile_environment(spec, salt or envs.new_salt()), "apply"
+            spec.environment,
+            key,
+            compile_environment(spec, salt or envs.new_salt()),
+            "apply",
+            events_config(spec),
         )
         count = f"{len(new.settings)} setting{'' if len(new.settings) == 1 else 's'}"
         if old is None:
@@ -49,6 +55,25 @@ def plan(specs: list[EnvironmentSpec], store: StateStore) -> list[tuple[str, env
         elif old != new:
             out.append((f"update flag environment '{spec.environment}' ({_diff(old, new)})", new))
     return out
+
+
+def events_config(spec: EnvironmentSpec) -> envs.EventsConfig | None:
+    """The checked `evaluated_events` of an environment."""
+    given = spec.evaluated_events
+    if given is None:
+        return None
+    where = "evaluated_events"
+    if not given.source:
+        raise ValueError(f"{where}.source: name the source the events are written to")
+    if not 0 < given.sample <= 1:
+        raise ValueError(f"{where}.sample: {given.sample} is not in (0, 1]")
+    try:
+        window = parse_duration(given.window)
+    except ValueError as exc:
+        raise ValueError(f"{where}.window: {exc}") from exc
+    if window <= 0:
+        raise ValueError(f"{where}.window: the window must be longer than 0 s")
+    return envs.EventsConfig(given.source, given.sample, window)
 
 
 def commit(
@@ -72,6 +97,8 @@ def _diff(old: envs.Environment, new: envs.Environment) -> str:
         parts.append("change " + ", ".join(changed))
     if old.config.get("s") != new.config.get("s"):
         parts.append("segments")
+    if old.events != new.events:
+        parts.append("evaluated events")
     if len(new.settings) < len(old.settings) or old.origin != new.origin:
         parts.append("replace the whole config")
     return "; ".join(parts) or "config"

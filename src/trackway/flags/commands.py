@@ -1,4 +1,4 @@
-"""`trackway flags`: list, show, import and export flag environments."""
+"""`trackway flags`: list, show, import, export and evaluate flag environments."""
 
 from pathlib import Path
 from typing import Any
@@ -8,7 +8,9 @@ import click
 from trackway import codec
 from trackway.cli_options import data_dir_option, friendly, json_option, storage_settings
 from trackway.flags import environments as envs
+from trackway.flags.evaluate import Evaluation, User, evaluate
 from trackway.server.run import open_state
+from trackway.storage.base import StateStore
 
 _friendly = friendly(ValueError, envs.EnvironmentNotFound)
 _TYPES = {0: "bool", 1: "string", 2: "int", 3: "double"}
@@ -85,6 +87,66 @@ def flags_import(file: Path, sdk_key: str, environment: str | None, data_dir: Pa
 def flags_export(sdk_key: str, data_dir: Path) -> None:
     """Print an environment's config_v6 JSON (what `flags import` reads)."""
     click.echo(codec.dumps_text(envs.find(open_state(storage_settings(data_dir)), sdk_key).config))
+
+
+@flags_group.command(name="evaluate")
+@click.argument("key")
+@click.option(
+    "--user",
+    "user_json",
+    metavar="JSON",
+    help='The user, e.g. \'{"identifier": "42", "email": "a@b.c", "custom": {"Plan": "pro"}}\''
+    " (other keys are custom attributes too). Without it: no user.",
+)
+@click.option(
+    "--sdk-key",
+    "--environment",
+    "environment",
+    metavar="KEY|NAME",
+    help="The environment (SDK key or name); needed when there is more than one.",
+)
+@json_option
+@data_dir_option
+@_friendly
+def flags_evaluate(
+    key: str, user_json: str | None, environment: str | None, as_json: bool, data_dir: Path
+) -> None:
+    """Evaluate flag KEY for a user as the ConfigCat SDKs would: value, variation id,
+    the matched rule or percentage option and why."""
+    store = open_state(storage_settings(data_dir))
+    env = envs.find(store, environment) if environment else _only_environment(store)
+    user = None
+    if user_json is not None:
+        try:
+            user = User.from_json(codec.loads(user_json))
+        except codec.DecodeError as exc:
+            raise ValueError(f"--user is not JSON: {exc}") from exc
+    if key not in env.settings:
+        raise ValueError(
+            f"environment '{env.name}' has no flag '{key}' (flags: {', '.join(env.settings)})"
+        )
+    result = evaluate(env.config, key, user, trace=True)
+    if as_json:
+        click.echo(codec.dumps_text({"environment": env.name, **result.to_json()}))
+        return
+    _show_evaluation(env, result, user)
+
+
+def _only_environment(store: StateStore) -> envs.Environment:
+    found = envs.environments(store)
+    if len(found) != 1:
+        names = ", ".join(e.name for e in found) or "none"
+        raise ValueError(f"give --environment NAME or --sdk-key KEY (environments: {names})")
+    return found[0]
+
+
+def _show_evaluation(env: envs.Environment, result: Evaluation, user: User | None) -> None:
+    click.echo(f"{result.key} = {result.value!r}  (variation {result.variation_id})")
+    click.echo(f"  environment: {env.name}")
+    click.echo(f"  user: {codec.dumps_text(user.to_json()) if user else 'none'}")
+    click.echo(f"  reason: {result.reason}: {result.why}")
+    for line in result.trace:
+        click.echo(f"    {line}")
 
 
 def _summary(env: envs.Environment) -> dict[str, Any]:

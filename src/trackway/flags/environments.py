@@ -19,6 +19,14 @@ _SDK_KEY = re.compile(r"^(configcat-sdk-1/)?[^/]{22}/[^/]{22}$|^configcat-proxy/
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
+class EventsConfig(msgspec.Struct, frozen=True):
+    """Evaluated events: the source they go to, the sampled share, the dedup window."""
+
+    source: str
+    sample: float
+    window_s: float
+
+
 class Environment(msgspec.Struct):
     """One stored environment: its SDK key, its config_v6 (salt in `p.s`) and its origin."""
 
@@ -26,6 +34,8 @@ class Environment(msgspec.Struct):
     sdk_key: str
     config: dict[str, Any]
     origin: Literal["apply", "import"]
+    events: EventsConfig | None = None
+    """Feature Flag Evaluated events of OFREP evaluations (None: none are sent)."""
 
     @property
     def settings(self) -> dict[str, Any]:

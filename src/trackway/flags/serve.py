@@ -27,35 +27,51 @@ _MISS_RELOAD_INTERVAL_S = 1.0
 
 
 class FlagCache:
-    """SDK key → stored config_v6, and the served bytes per (key, base URL)."""
+    """SDK key → stored environment, and the served bytes per (key, base URL)."""
 
     def __init__(self, store: StateStore) -> None:
         self._store = store
-        self._configs: dict[str, dict[str, object]] = {}
+        self._envs: dict[str, envs.Environment] = {}
         self._bodies: dict[tuple[str, str], tuple[bytes, str]] = {}
+        self._versions: dict[str, str] = {}
         self._last_miss_reload = 0.0
         self.reload()
 
     def reload(self) -> None:
-        self._configs = {env.sdk_key: env.config for env in envs.environments(self._store)}
+        self._envs = {env.sdk_key: env for env in envs.environments(self._store)}
         self._bodies = {}
+        self._versions = {}
+
+    def environment(self, sdk_key: str) -> envs.Environment | None:
+        """The environment served at `sdk_key`; None: unknown (after one fresh look)."""
+        env = self._envs.get(sdk_key)
+        if env is None:
+            now = time.monotonic()
+            if now - self._last_miss_reload < _MISS_RELOAD_INTERVAL_S:
+                return None
+            self._last_miss_reload = now
+            self.reload()
+            env = self._envs.get(sdk_key)
+        return env
+
+    def version(self, env: envs.Environment) -> str:
+        """A digest of the environment's config: it changes whenever the config does."""
+        known = self._versions.get(env.sdk_key)
+        if known is None:
+            raw = json.dumps(env.config, sort_keys=True, ensure_ascii=False).encode()
+            known = self._versions[env.sdk_key] = hashlib.sha256(raw).hexdigest()[:32]
+        return known
 
     def body(self, sdk_key: str, base_url: str) -> tuple[bytes, str] | None:
         """(JSON bytes, ETag) of the key's config as served from `base_url`; None: unknown."""
         cached = self._bodies.get((sdk_key, base_url))
         if cached is not None:
             return cached
-        config = self._configs.get(sdk_key)
-        if config is None:
-            now = time.monotonic()
-            if now - self._last_miss_reload < _MISS_RELOAD_INTERVAL_S:
-                return None
-            self._last_miss_reload = now
-            self.reload()
-            config = self._configs.get(sdk_key)
-            if config is None:
-                return None
-        prefs = dict(config.get("p") or {})  # type: ignore[call-overload]
+        env = self.environment(sdk_key)
+        if env is None:
+            return None
+        config = env.config
+        prefs = dict(config.get("p") or {})
         prefs.update(u=base_url, r=0)
         data = json.dumps({**config, "p": prefs}, ensure_ascii=False, separators=(",", ":"))
         raw = data.encode()

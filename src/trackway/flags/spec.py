@@ -66,10 +66,19 @@ class SettingSpec(msgspec.Struct, forbid_unknown_fields=True):
     percentages: list[PercentageSpec] = []
 
 
+class EvaluatedEventsSpec(msgspec.Struct, forbid_unknown_fields=True):
+    """Where and how often OFREP evaluations become "Feature Flag Evaluated" events."""
+
+    source: str
+    sample: float = 1.0
+    window: str = "1h"
+
+
 class EnvironmentSpec(msgspec.Struct, forbid_unknown_fields=True):
     """One environment: the settings an SDK key downloads."""
 
     environment: str
     sdk_key: str | None = None
+    evaluated_events: EvaluatedEventsSpec | None = None
     segments: dict[str, list[ConditionSpec]] = {}
     settings: dict[str, SettingSpec] = {}

@@ -146,16 +146,8 @@ class Ingestor:
                     404,
                 )
             body = await read_body(request)
-            batch = IngestBatch(source.id, int(received_at.timestamp() * 1000))
-            req = RequestInfo(received_at)
-            events = []
-            for msg in parse(source, request.headers, body, received_at):
-                outcome = normalize(msg, req)
-                if isinstance(outcome, Rejection):
-                    raise IngestError(outcome.code, outcome.message, outcome.status)
-                events.append(outcome)
-            _accept(batch, events)
-            result = await self.log.append(batch)
+            messages = parse(source, request.headers, body, received_at)
+            await self.append(source, messages, received_at)
         except IngestError as exc:
             if source is not None:
                 await self._keep_failure(source, received_at, exc, body)
@@ -163,13 +155,29 @@ class Ingestor:
         except StorageUnavailable as exc:
             response = _error(Rejection("storage_unavailable", str(exc), 503), retry_after=5)
         else:
-            self.metrics.count(
-                source.name, len(batch.events), result.accepted, 0, result.duplicates
-            )
             response = Response(_OK, 200, media_type=_JSON)
         self.metrics.latency.observe(time.perf_counter() - started)
         self.metrics.requests.labels(str(response.status_code)).inc()
         return response
+
+    async def append(
+        self, source: Source, messages: list[Message], received_at: datetime
+    ) -> AppendResult:
+        """Normalize and durably append events Trackway makes itself (webhooks, flag
+        evaluations): returns after the commit. A message normalization refuses raises
+        `IngestError` and nothing is appended."""
+        batch = IngestBatch(source.id, int(received_at.timestamp() * 1000))
+        req = RequestInfo(received_at)
+        events = []
+        for msg in messages:
+            outcome = normalize(msg, req)
+            if isinstance(outcome, Rejection):
+                raise IngestError(outcome.code, outcome.message, outcome.status)
+            events.append(outcome)
+        _accept(batch, events)
+        result = await self.log.append(batch)
+        self.metrics.count(source.name, len(batch.events), result.accepted, 0, result.duplicates)
+        return result
 
     def _source(self, key: str | None) -> Source:
         if not key:

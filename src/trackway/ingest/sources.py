@@ -28,14 +28,20 @@ class SourceCache:
     def __init__(self, store: StateStore) -> None:
         self._store = store
         self._keys: dict[str, KeyInfo] = {}
+        self._names: dict[str, Source] = {}
         self._last_miss_reload = 0.0
         self.reload()
 
     def reload(self) -> None:
         sources = {s.id: s for s in self._store.list_sources()}
+        self._names = {s.name: s for s in sources.values()}
         self._keys = {
             k.key: KeyInfo(sources[k.source_id], k.expires_at) for k in self._store.write_keys()
         }
+
+    def named(self, name: str) -> Source | None:
+        """The source called `name` (as of the last reload), for events Trackway makes."""
+        return self._names.get(name)
 
     def lookup(self, key: str) -> KeyInfo | None:
         """The key's source, or None for an unknown or expired key."""

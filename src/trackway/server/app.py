@@ -15,6 +15,8 @@ from starlette.routing import BaseRoute, Mount, Route
 
 from trackway.admin.app import admin_app
 from trackway.admin.auth import AdminAuth
+from trackway.flags.events import EvaluatedEvents
+from trackway.flags.ofrep import ofrep_app
 from trackway.flags.serve import FlagCache, flags_app
 from trackway.ingest.handler import Ingestor
 from trackway.ingest.routes import tracking_app
@@ -121,6 +123,7 @@ def create_app(
                 "/v1", app=tracking_app(ingestor, {"configcat": configcat_webhook.parser(store)})
             ),
             Mount("/configuration-files", app=flags_app(flags)),
+            Mount("/ofrep/v1", app=ofrep_app(flags, EvaluatedEvents(ingestor, sources))),
             Mount(
                 "/api/v1",
                 app=admin_app(AdminAuth(store, settings.admin_token), store, log, settings),
