@@ -319,4 +319,3 @@ def test_tables_use_the_full_width_when_not_on_a_terminal(server: Server) -> Non
     assert shown.rstrip().endswith(
         "1 row (fitted to the terminal: --format csv or json shows every value whole)"
     )
-

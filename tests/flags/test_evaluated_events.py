@@ -79,7 +79,8 @@ def test_evaluations_are_stored_once_per_user_flag_and_variation(server: Server)
     alice = {"targetingKey": "alice", "Email": "alice@staff.io", "Plan": "pro"}
     with server.client() as http:
         assert evaluate(http, KEY, "banner", alice)["value"] == "shiny"
-        # Stored before the answer: no waiting needed.
+        # Stored before the answer (even right after the apply that made the source):
+        # no waiting needed.
         first = stored(server)
         evaluate(http, KEY, "banner", alice)  # the same variation again: deduplicated
         evaluate(http, KEY, "banner", {"targetingKey": "bob"})

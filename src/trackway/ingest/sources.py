@@ -40,18 +40,28 @@ class SourceCache:
         }
 
     def named(self, name: str) -> Source | None:
-        """The source called `name` (as of the last reload), for events Trackway makes."""
-        return self._names.get(name)
+        """The source called `name`, for events Trackway makes. A name not seen reloads
+        the sources (as an unknown key does): a flag environment applied together with its
+        events' source can be served before the next refresh tick has read that source."""
+        source = self._names.get(name)
+        if source is None and self._reload_after_miss():
+            source = self._names.get(name)
+        return source
 
     def lookup(self, key: str) -> KeyInfo | None:
         """The key's source, or None for an unknown or expired key."""
         info = self._keys.get(key)
-        if info is None:
-            now = time.monotonic()
-            if now - self._last_miss_reload >= _MISS_RELOAD_INTERVAL_S:
-                self._last_miss_reload = now
-                self.reload()
-                info = self._keys.get(key)
+        if info is None and self._reload_after_miss():
+            info = self._keys.get(key)
         if info is None or (info.expires_at is not None and info.expires_at <= time.time()):
             return None
         return info
+
+    def _reload_after_miss(self) -> bool:
+        """Reload unless a miss did in the last second; whether it reloaded."""
+        now = time.monotonic()
+        if now - self._last_miss_reload < _MISS_RELOAD_INTERVAL_S:
+            return False
+        self._last_miss_reload = now
+        self.reload()
+        return True
