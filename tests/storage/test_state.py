@@ -41,6 +41,25 @@ def test_changes_from_another_connection_are_noticed(backend: Backend) -> None:
         two.close()
 
 
+def test_the_connections_own_commits_are_noticed(backend: Backend) -> None:
+    # The server's admin API writes through the connection its refresh loop watches: a
+    # source it deletes must reach the key cache as well as one deleted by the CLI.
+    store = backend.state()
+    try:
+        store.changed()
+        assert store.changed() is False
+        store.create_source("web", "segment")
+        assert store.changed() is True
+        assert store.changed() is False
+        store.delete_source("web")
+        assert store.changed() is True
+        store.put_object("warehouse", "main", {"type": "duckdb"})
+        assert store.changed() is True
+        assert store.changed() is False
+    finally:
+        store.close()
+
+
 def test_sources_keys_and_tokens(backend: Backend) -> None:
     store = backend.state()
     try:

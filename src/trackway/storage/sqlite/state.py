@@ -67,7 +67,7 @@ class SQLiteStateStore:
         self.path = path
         self._conn = connect(path, MIGRATIONS)
         self._lock = threading.Lock()
-        self._data_version: int | None = None
+        self._version: tuple[int, int] | None = None
 
     def close(self) -> None:
         self._conn.close()
@@ -201,10 +201,14 @@ class SQLiteStateStore:
 
     def changed(self) -> bool:
         """Whether any connection (another process too) committed since the last call."""
-        version = self._conn.execute("PRAGMA data_version").fetchone()[0]
-        changed = version != self._data_version
-        self._data_version = version
-        return bool(changed)
+        # data_version moves only for other connections' commits; this connection's own
+        # writes (the admin API's, in the server) show in its total_changes.
+        with self._lock:
+            data_version = self._conn.execute("PRAGMA data_version").fetchone()[0]
+            version = (int(data_version), self._conn.total_changes)
+        changed = version != self._version
+        self._version = version
+        return changed
 
     def ping(self) -> None:
         try:
