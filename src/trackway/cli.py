@@ -10,6 +10,7 @@ import click
 
 from trackway import __version__, codec, terminal
 from trackway.cli_options import (
+    actor_option,
     data_dir_option,
     database_url,
     friendly,
@@ -22,6 +23,7 @@ from trackway.debugger import record_json, record_line
 from trackway.destinations import private_targets
 from trackway.destinations.commands import destinations_group
 from trackway.destinations.secrets import SecretError
+from trackway.flags.changes import Author, os_user
 from trackway.flags.commands import flags_group
 from trackway.integrations import configcat_webhook
 from trackway.reverse_etl.commands import models as models_group
@@ -360,11 +362,15 @@ def sources_delete(name: str, yes: bool, data_dir: Path) -> None:
     "--prune", is_flag=True, help="Also delete what the file does not declare (shown first)."
 )
 @click.option("--yes", is_flag=True, help="With --prune: do not ask for confirmation.")
+@actor_option
 @data_dir_option
 @_friendly
-def apply_command(file: Path, dry_run: bool, prune: bool, yes: bool, data_dir: Path) -> None:
+def apply_command(
+    file: Path, dry_run: bool, prune: bool, yes: bool, actor: str | None, data_dir: Path
+) -> None:
     """Make the workspace match a YAML file (creates and updates; deletes with --prune)."""
     spec = workspace_apply.load(file)
+    author = Author(actor or os_user(), f"trackway apply {file.name}", file.resolve().as_uri())
     store = _store(data_dir, create=True)
     plan = workspace_apply.prune_plan(spec, store) if prune else []
     if plan and not dry_run and not yes:
@@ -377,6 +383,7 @@ def apply_command(file: Path, dry_run: bool, prune: bool, yes: bool, data_dir: P
         dry_run=dry_run,
         data_dir=data_dir,
         end_of_log=lambda: open_log(storage_settings(data_dir)).last_seqs()["accepted"],
+        author=author,
         base_dir=file.parent,
         recent_events=lambda: _recent_events(data_dir),
         warn=lambda line: click.echo(f"warning: {line}", err=True),
@@ -384,7 +391,7 @@ def apply_command(file: Path, dry_run: bool, prune: bool, yes: bool, data_dir: P
     if dry_run:
         changes += [f"delete {kind} '{name}'" for kind, name in plan]
     else:
-        changes += workspace_apply.prune(plan, store, storage_settings(data_dir))
+        changes += workspace_apply.prune(plan, store, storage_settings(data_dir), author)
     if not changes:
         click.echo("Nothing to change.")
     for line in changes:

@@ -67,6 +67,17 @@ def json_option(fn: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Print JSON.")(fn)
 
 
+def actor_option(fn: F) -> F:
+    """`--actor` (env `TRACKWAY_ACTOR`): who makes the change, named in the Feature Flag
+    Changed events; passed as `actor` (None: the OS user)."""
+    return click.option(
+        "--actor",
+        envvar="TRACKWAY_ACTOR",
+        metavar="NAME",
+        help="Who makes the change, e.g. 'Ada Lovelace (ada@example.com)' (default: the OS user).",
+    )(fn)
+
+
 def friendly(*expected: type[Exception]) -> Callable[[F], F]:
     """Turn the `expected` failures (and unreachable storage, a missing data directory,
     a name that is not there) into one clear line on stderr and exit status 1.

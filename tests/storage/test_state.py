@@ -25,6 +25,25 @@ def test_objects_are_upserted_listed_and_deleted(backend: Backend) -> None:
         store.close()
 
 
+def test_write_objects_puts_and_deletes_in_one_transaction(backend: Backend) -> None:
+    store, other = backend.state(), backend.state()
+    try:
+        store.put_object("flags", "old", {"v": 1})
+        other.changed()
+        store.write_objects(
+            [("flags", "new", {"v": 2}), ("flags.changed", "1", {"e": 1})], [("flags", "old")]
+        )
+        assert other.changed() is True
+        assert other.objects("flags") == {"new": {"v": 2}}
+        assert other.objects("flags.changed") == {"1": {"e": 1}}
+        with pytest.raises(TypeError):  # a spec that is not JSON: nothing is written
+            store.write_objects([("flags", "x", {"v": 3}), ("flags", "y", {"v": object()})])
+        assert other.objects("flags") == {"new": {"v": 2}}
+    finally:
+        store.close()
+        other.close()
+
+
 def test_changes_from_another_connection_are_noticed(backend: Backend) -> None:
     one = backend.state()
     two = backend.state()

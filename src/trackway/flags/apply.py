@@ -1,10 +1,12 @@
 """The `flags:` part of `trackway apply`: compile every environment, then store them."""
 
+from trackway.flags import changes as flag_changes
 from trackway.flags import environments as envs
 from trackway.flags.compile import compile_environment
 from trackway.flags.spec import EnvironmentSpec
 from trackway.settings import parse_duration
 from trackway.storage.base import StateStore
+from trackway.workspace.sources import check_name as check_source_name
 
 
 def validate(specs: list[EnvironmentSpec]) -> None:
@@ -25,18 +27,26 @@ def validate(specs: list[EnvironmentSpec]) -> None:
             names.add(spec.environment)
             compile_environment(spec, salt="")
             events_config(spec)
+            if spec.changed_events is not None:
+                try:
+                    check_source_name(spec.changed_events.source)
+                except ValueError as exc:
+                    raise ValueError(f"changed_events.source: {exc}") from exc
         except ValueError as exc:
             raise ValueError(f"{where}: {exc}") from exc
 
 
-def plan(specs: list[EnvironmentSpec], store: StateStore) -> list[tuple[str, envs.Environment]]:
-    """(change line, environment to store) for each environment that differs from the store.
+Planned = list[tuple[str, flag_changes.Change]]
+
+
+def plan(specs: list[EnvironmentSpec], store: StateStore) -> Planned:
+    """(change line, (stored, new)) for each environment that differs from the store.
 
     A stored environment keeps its salt (hashed comparison values stay valid) and, when
     the file gives none, its SDK key.
     """
     have = {env.name: env for env in envs.environments(store)}
-    out = []
+    out: Planned = []
     for spec in specs:
         old = have.get(spec.environment)
         salt = old.config.get("p", {}).get("s") if old is not None else None
@@ -48,13 +58,30 @@ def plan(specs: list[EnvironmentSpec], store: StateStore) -> list[tuple[str, env
             compile_environment(spec, salt or envs.new_salt()),
             "apply",
             events_config(spec),
+            spec.changed_events.source if spec.changed_events is not None else None,
         )
         count = f"{len(new.settings)} setting{'' if len(new.settings) == 1 else 's'}"
         if old is None:
-            out.append((f"create flag environment '{spec.environment}' ({count})", new))
+            out.append((f"create flag environment '{spec.environment}' ({count})", (old, new)))
         elif old != new:
-            out.append((f"update flag environment '{spec.environment}' ({_diff(old, new)})", new))
+            line = f"update flag environment '{spec.environment}' ({_diff(old, new)})"
+            out.append((line, (old, new)))
     return out
+
+
+def undeclared(specs: list[EnvironmentSpec], store: StateStore) -> list[str]:
+    """The stored environments the file does not declare (what `--prune` deletes)."""
+    declared = {spec.environment for spec in specs}
+    return [env.name for env in envs.environments(store) if env.name not in declared]
+
+
+def delete_plan(names: list[str], store: StateStore) -> Planned:
+    """(change line, (stored, None)) for each stored environment named."""
+    return [
+        (f"deleted flag environment '{env.name}'", (env, None))
+        for env in envs.environments(store)
+        if env.name in names
+    ]
 
 
 def events_config(spec: EnvironmentSpec) -> envs.EventsConfig | None:
@@ -77,11 +104,11 @@ def events_config(spec: EnvironmentSpec) -> envs.EventsConfig | None:
 
 
 def commit(
-    planned: list[tuple[str, envs.Environment]], store: StateStore, dry_run: bool
+    planned: Planned, store: StateStore, dry_run: bool, author: flag_changes.Author
 ) -> list[str]:
-    if not dry_run:
-        for _, env in planned:
-            envs.save(store, env)
+    """Store the planned environments with their Feature Flag Changed events."""
+    if not dry_run and planned:
+        flag_changes.save(store, [change for _, change in planned], author)
     return [line for line, _ in planned]
 
 
@@ -99,6 +126,8 @@ def _diff(old: envs.Environment, new: envs.Environment) -> str:
         parts.append("segments")
     if old.events != new.events:
         parts.append("evaluated events")
+    if old.changed_source != new.changed_source:
+        parts.append("changed events")
     if len(new.settings) < len(old.settings) or old.origin != new.origin:
         parts.append("replace the whole config")
     return "; ".join(parts) or "config"

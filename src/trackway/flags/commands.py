@@ -6,8 +6,16 @@ from typing import Any
 import click
 
 from trackway import codec
-from trackway.cli_options import data_dir_option, friendly, json_option, storage_settings
+from trackway.cli_options import (
+    actor_option,
+    data_dir_option,
+    friendly,
+    json_option,
+    storage_settings,
+)
+from trackway.flags import changes
 from trackway.flags import environments as envs
+from trackway.flags.changes import Author, os_user
 from trackway.flags.evaluate import Evaluation, User, evaluate
 from trackway.server.run import open_state
 from trackway.storage.base import StateStore
@@ -63,9 +71,12 @@ def flags_show(key: str, as_json: bool, data_dir: Path) -> None:
 @click.argument("file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
 @click.option("--sdk-key", required=True, help="The SDK key the SDKs use (kept as it is).")
 @click.option("--environment", help="Environment name (default: the file name without .json).")
+@actor_option
 @data_dir_option
 @_friendly
-def flags_import(file: Path, sdk_key: str, environment: str | None, data_dir: Path) -> None:
+def flags_import(
+    file: Path, sdk_key: str, environment: str | None, actor: str | None, data_dir: Path
+) -> None:
     """Serve a config_v6 JSON as ConfigCat serves it (hashed values and salt kept)."""
     name = environment or file.stem
     envs.check_name(name)
@@ -76,7 +87,15 @@ def flags_import(file: Path, sdk_key: str, environment: str | None, data_dir: Pa
         raise ValueError(f"{file} is not JSON: {exc}") from exc
     store = open_state(storage_settings(data_dir))
     envs.check_unique_key(store, name, sdk_key)
-    envs.save(store, envs.Environment(name, sdk_key, config, "import"))
+    old = next((e for e in envs.environments(store) if e.name == name), None)
+    # The config is replaced; where the environment's events go is not part of it.
+    kept = (old.events, old.changed_source) if old is not None else (None, None)
+    new = envs.Environment(name, sdk_key, config, "import", *kept)
+    if old != new:
+        author = Author(
+            actor or os_user(), f"trackway flags import {file.name}", file.resolve().as_uri()
+        )
+        changes.save(store, [(old, new)], author)
     click.echo(f"Imported {len(config.get('f') or {})} settings as environment '{name}'.")
 
 

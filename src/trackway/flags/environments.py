@@ -36,6 +36,8 @@ class Environment(msgspec.Struct):
     origin: Literal["apply", "import"]
     events: EventsConfig | None = None
     """Feature Flag Evaluated events of OFREP evaluations (None: none are sent)."""
+    changed_source: str | None = None
+    """The source of its Feature Flag Changed events (None: the `flags` source)."""
 
     @property
     def settings(self) -> dict[str, Any]:
@@ -58,10 +60,6 @@ def find(store: StateStore, name_or_key: str) -> Environment:
         if name_or_key in (env.name, env.sdk_key):
             return env
     raise EnvironmentNotFound(f"no flag environment has the name or SDK key '{name_or_key}'")
-
-
-def save(store: StateStore, env: Environment) -> None:
-    store.put_object(KIND, env.name, msgspec.to_builtins(env))
 
 
 def check_name(name: str) -> None:

@@ -74,11 +74,18 @@ class EvaluatedEventsSpec(msgspec.Struct, forbid_unknown_fields=True):
     window: str = "1h"
 
 
+class ChangedEventsSpec(msgspec.Struct, forbid_unknown_fields=True):
+    """Where the environment's "Feature Flag Changed" events go (default: source `flags`)."""
+
+    source: str
+
+
 class EnvironmentSpec(msgspec.Struct, forbid_unknown_fields=True):
     """One environment: the settings an SDK key downloads."""
 
     environment: str
     sdk_key: str | None = None
     evaluated_events: EvaluatedEventsSpec | None = None
+    changed_events: ChangedEventsSpec | None = None
     segments: dict[str, list[ConditionSpec]] = {}
     settings: dict[str, SettingSpec] = {}

@@ -46,15 +46,18 @@ class SourceSettings(msgspec.Struct, forbid_unknown_fields=True):
     product_name: str | None = None
 
 
-class Change(msgspec.Struct):
-    """One entry of `##ChangeDetails##`."""
+class Change(msgspec.Struct, omit_defaults=True):
+    """One entry of `##ChangeDetails##`. Trackway's own flag changes also carry the
+    setting as served (config_v6) before and after the change; ConfigCat's do not."""
 
     setting_key: str = msgspec.field(name="settingKey")
     event: str | None = None
     details: str | None = None
+    before: dict[str, Any] | None = None
+    after: dict[str, Any] | None = None
 
 
-class WebhookBody(msgspec.Struct, rename="camel"):
+class WebhookBody(msgspec.Struct, rename="camel", omit_defaults=True):
     """The body the documented template produces; unknown fields are ignored."""
 
     config_id: str | None = None
@@ -138,14 +141,16 @@ def parser(store: StateStore) -> WebhookParser:
 
 
 def to_message(
-    call: WebhookBody, webhook_id: str, timestamp: int, settings: SourceSettings
+    call: WebhookBody,
+    webhook_id: str,
+    timestamp: int,
+    settings: SourceSettings,
+    integration: str = "configcat-webhook",
 ) -> Message:
-    """The Feature Flag Changed track event of one webhook call."""
+    """The Feature Flag Changed track event of one webhook call (or of one change of
+    Trackway's own flags, `integration` "trackway-flags", see trackway.flags.changes)."""
     name, email = _who(call.changed_by)
-    changes = [
-        {"setting_key": c.setting_key, "event": c.event, "details": (c.details or "").strip()}
-        for c in call.change_details
-    ]
+    changes = [_change(c) for c in call.change_details]
     summary = "; ".join(
         " ".join((c.details or "").split()) or c.setting_key for c in call.change_details
     )
@@ -173,9 +178,20 @@ def to_message(
         user_id=email or name or None,
         anonymous_id=None if (email or name) else "configcat",
         properties=raw_object(properties),
-        context=raw_object({"integration": {"name": "configcat-webhook"}}),
+        context=raw_object({"integration": {"name": integration}}),
         timestamp=when,
     )
+
+
+def _change(change: Change) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "setting_key": change.setting_key,
+        "event": change.event,
+        "details": (change.details or "").strip(),
+    }
+    if change.before is not None or change.after is not None:
+        out.update(before=change.before, after=change.after)
+    return out
 
 
 def _who(changed_by: str | None) -> tuple[str | None, str | None]:

@@ -15,6 +15,7 @@ from starlette.routing import BaseRoute, Mount, Route
 
 from trackway.admin.app import admin_app
 from trackway.admin.auth import AdminAuth
+from trackway.flags.changes import ChangedEvents
 from trackway.flags.events import EvaluatedEvents
 from trackway.flags.ofrep import ofrep_app
 from trackway.flags.serve import FlagCache, flags_app
@@ -61,6 +62,7 @@ def create_app(
     sources = SourceCache(store)
     flags = FlagCache(store)
     ingestor = Ingestor(log, sources, metrics, settings)
+    changed_events = ChangedEvents(store, ingestor, sources)
 
     async def health(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -78,18 +80,24 @@ def create_app(
         return Response(metrics.render(), media_type="text/plain; version=0.0.4")
 
     async def refresh_sources() -> None:
+        drained = False  # queued flag change events: drain at start, then after changes
         while True:
             await asyncio.sleep(_REFRESH_EVERY_S)
             try:
                 if store.changed():  # one check for both caches: it resets on each call
                     sources.reload()
                     flags.reload()
+                    drained = False
+                if serves_api and not drained:
+                    await changed_events.ingest()
+                    drained = True
             except StorageUnavailable:  # /ready reports it; next time
                 pass
             except Exception:
                 # A failed reload must not end the loop: the caches would never see a
                 # change again (new write keys, flag changes) while the server runs on.
                 _log.exception("reloading sources and flags failed; retrying in 1 s")
+                drained = False
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -1,7 +1,7 @@
 """The storage interfaces. Callers depend on these Protocols, never on a backend module."""
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -118,6 +118,15 @@ class StateStore(Protocol):
     def objects(self, kind: str) -> dict[str, dict[str, Any]]: ...
 
     def delete_object(self, kind: str, name: str) -> bool: ...
+
+    def write_objects(
+        self,
+        put: Sequence[tuple[str, str, dict[str, Any]]],
+        delete: Sequence[tuple[str, str]] = (),
+    ) -> None:
+        """Put the (kind, name, spec) objects and delete the (kind, name) ones in one
+        transaction: a change and the events it queues are stored together or not at all."""
+        ...
 
     def changed(self) -> bool: ...
 

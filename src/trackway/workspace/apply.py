@@ -16,6 +16,7 @@ import yaml
 from trackway.destinations import config as destination_config
 from trackway.destinations.secrets import Secrets
 from trackway.flags import apply as flags_apply
+from trackway.flags.changes import Author
 from trackway.flags.spec import EnvironmentSpec
 from trackway.integrations import configcat_webhook
 from trackway.reverse_etl import config as reverse_etl_config
@@ -27,6 +28,8 @@ from trackway.warehouse import config as warehouse_config
 from trackway.workspace.delete import DELETE, KINDS
 from trackway.workspace.fql_changes import fql_changes
 from trackway.workspace.sources import SOURCE_TYPES, check_name
+
+FLAG_ENVIRONMENT = "flag environment"
 
 
 class SourceSpec(msgspec.Struct, forbid_unknown_fields=True):
@@ -113,6 +116,7 @@ def apply(
     *,
     data_dir: Path,
     end_of_log: Callable[[], int],
+    author: Author,
     base_dir: Path | None = None,
     recent_events: Callable[[], Iterable[Any]] = tuple,
     warn: Callable[[str], None] = lambda line: None,
@@ -120,6 +124,7 @@ def apply(
     """Make the store match the file; returns one line per change (empty: nothing to do).
 
     `end_of_log` gives the log's last position: where a new destination starts reading.
+    Flag environment changes queue Feature Flag Changed events naming `author`.
     A dry run also calls `warn` for each subscription and filter whose meaning changed
     with typed FQL comparisons (looking for fields that held text in `recent_events`).
     """
@@ -179,7 +184,7 @@ def apply(
         spec.destinations, store, secrets, end_of_log, dry_run, base_dir=base, sources=sources
     )
     changes += warehouse_config.apply(spec.warehouses, store, dry_run)
-    changes += flags_apply.commit(flags, store, dry_run)
+    changes += flags_apply.commit(flags, store, dry_run, author)
     return changes + apply_reverse_etl(
         spec.models, spec.syncs, store, dry_run, data_dir=data_dir, base_dir=base_dir
     )
@@ -187,8 +192,8 @@ def apply(
 
 def prune_plan(spec: WorkspaceFile, store: StateStore) -> list[tuple[str, str]]:
     """What `apply --prune` deletes: the (kind, name) of everything stored that the file
-    does not declare, syncs first, sources last (warehouses are never pruned). Raises
-    ApplyError when something the file declares uses one of them."""
+    does not declare, flag environments and syncs first, sources last (warehouses are
+    never pruned). Raises ApplyError when something the file declares uses one of them."""
     declared = {
         "sync": {s.name for s in spec.syncs},
         "model": {m.name for m in spec.models},
@@ -201,7 +206,8 @@ def prune_plan(spec: WorkspaceFile, store: StateStore) -> list[tuple[str, str]]:
         "destination": [d.name for d in destination_config.destinations(store)],
         "source": [s.name for s in store.list_sources()],
     }
-    plan = [(kind, name) for kind in KINDS for name in stored[kind] if name not in declared[kind]]
+    plan = [(FLAG_ENVIRONMENT, name) for name in flags_apply.undeclared(spec.flags, store)]
+    plan += [(kind, name) for kind in KINDS for name in stored[kind] if name not in declared[kind]]
     gone = set(plan)
     uses = [(f"sync '{s.name}'", "model", s.model) for s in spec.syncs]
     uses += [
@@ -221,9 +227,14 @@ def prune_plan(spec: WorkspaceFile, store: StateStore) -> list[tuple[str, str]]:
     return plan
 
 
-def prune(plan: list[tuple[str, str]], store: StateStore, settings: Settings) -> list[str]:
-    """Delete what `prune_plan` found; one line each."""
-    return [DELETE[kind](store, settings, name) for kind, name in plan]
+def prune(
+    plan: list[tuple[str, str]], store: StateStore, settings: Settings, author: Author
+) -> list[str]:
+    """Delete what `prune_plan` found; one line each. Flag environments are deleted
+    together, with their Feature Flag Changed events."""
+    flags = flags_apply.delete_plan([n for kind, n in plan if kind == FLAG_ENVIRONMENT], store)
+    lines = flags_apply.commit(flags, store, False, author)
+    return lines + [DELETE[k](store, settings, name) for k, name in plan if k != FLAG_ENVIRONMENT]
 
 
 def _configcat_fields(spec: SourceSpec) -> bool:

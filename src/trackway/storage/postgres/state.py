@@ -6,7 +6,7 @@ Every write also bumps the one-row `state_version`, in the same transaction, so 
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -22,6 +22,10 @@ from trackway.workspace.keys import new_public_id, new_write_key
 
 _SOURCE_COLUMNS = "id, public_id, name, type, enabled, created_at"
 _BUMP = "UPDATE state_version SET version = version + 1"
+_PUT = (
+    "INSERT INTO objects(kind, name, spec, updated_at) VALUES (%s, %s, %s, %s)"
+    " ON CONFLICT (kind, name) DO UPDATE SET spec = excluded.spec, updated_at = excluded.updated_at"
+)
 
 T = TypeVar("T")
 
@@ -173,14 +177,7 @@ class PostgresStateStore:
         return int(self._rows("SELECT count(*) FROM admin_tokens")[0][0])
 
     def put_object(self, kind: str, name: str, spec: dict[str, Any]) -> None:
-        self._write(
-            lambda conn: conn.execute(
-                "INSERT INTO objects(kind, name, spec, updated_at) VALUES (%s, %s, %s, %s)"
-                " ON CONFLICT (kind, name) DO UPDATE SET spec = excluded.spec,"
-                " updated_at = excluded.updated_at",
-                (kind, name, codec.dumps_text(spec), _now()),
-            )
-        )
+        self._write(lambda conn: conn.execute(_PUT, (kind, name, codec.dumps_text(spec), _now())))
 
     def objects(self, kind: str) -> dict[str, dict[str, Any]]:
         rows = self._rows("SELECT name, spec FROM objects WHERE kind = %s ORDER BY name", (kind,))
@@ -195,6 +192,22 @@ class PostgresStateStore:
             )
         )
         return deleted > 0
+
+    def write_objects(
+        self,
+        put: Sequence[tuple[str, str, dict[str, Any]]],
+        delete: Sequence[tuple[str, str]] = (),
+    ) -> None:
+        now = _now()
+
+        def write(conn: psycopg.Connection[Any]) -> None:
+            with conn.cursor() as cur:
+                if put:
+                    cur.executemany(_PUT, [(k, n, codec.dumps_text(s), now) for k, n, s in put])
+                if delete:
+                    cur.executemany("DELETE FROM objects WHERE kind = %s AND name = %s", delete)
+
+        self._write(write)
 
     def changed(self) -> bool:
         """Whether any process committed a change since the last call."""

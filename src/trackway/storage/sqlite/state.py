@@ -3,6 +3,7 @@
 import sqlite3
 import threading
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,10 @@ MIGRATIONS = (
 )
 
 _SOURCE_COLUMNS = "id, public_id, name, type, enabled, created_at"
+_PUT = (
+    "INSERT INTO objects(kind, name, spec, updated_at) VALUES (?, ?, ?, ?)"
+    " ON CONFLICT(kind, name) DO UPDATE SET spec = excluded.spec, updated_at = excluded.updated_at"
+)
 
 
 class SQLiteStateStore:
@@ -179,12 +184,7 @@ class SQLiteStateStore:
 
     def put_object(self, kind: str, name: str, spec: dict[str, Any]) -> None:
         with self._lock, self._conn:
-            self._conn.execute(
-                "INSERT INTO objects(kind, name, spec, updated_at) VALUES (?, ?, ?, ?)"
-                " ON CONFLICT(kind, name) DO UPDATE SET spec = excluded.spec,"
-                " updated_at = excluded.updated_at",
-                (kind, name, codec.dumps_text(spec), _now()),
-            )
+            self._conn.execute(_PUT, (kind, name, codec.dumps_text(spec), _now()))
 
     def objects(self, kind: str) -> dict[str, dict[str, Any]]:
         rows = self._conn.execute(
@@ -198,6 +198,17 @@ class SQLiteStateStore:
                 "DELETE FROM objects WHERE kind = ? AND name = ?", (kind, name)
             )
         return cur.rowcount > 0
+
+    def write_objects(
+        self,
+        put: Sequence[tuple[str, str, dict[str, Any]]],
+        delete: Sequence[tuple[str, str]] = (),
+    ) -> None:
+        now = _now()
+        with self._lock, self._conn:
+            self._conn.execute("BEGIN IMMEDIATE")
+            self._conn.executemany(_PUT, [(k, n, codec.dumps_text(s), now) for k, n, s in put])
+            self._conn.executemany("DELETE FROM objects WHERE kind = ? AND name = ?", delete)
 
     def changed(self) -> bool:
         """Whether any connection (another process too) committed since the last call."""
