@@ -12,6 +12,7 @@ from starlette.routing import Route, Router
 from trackway import codec
 from trackway.admin.auth import AdminAuth
 from trackway.admin.openapi import OPENAPI, PREFIX
+from trackway.admin.overview import overview as workspace_overview
 from trackway.admin.validation import InvalidRequest, check_request, checked
 from trackway.debugger import record_json
 from trackway.destinations.admin import routes as destination_routes
@@ -48,6 +49,10 @@ def admin_app(auth: AdminAuth, store: StateStore, log: EventLog, settings: Setti
     async def openapi(request: Request) -> Response:
         return JSONResponse(OPENAPI)
 
+    async def overview(request: Request) -> Response:
+        data = await run_in_threadpool(workspace_overview, store, log, settings)
+        return Response(codec.dumps(data), media_type="application/json")
+
     async def sources(request: Request) -> Response:
         return JSONResponse([source_json(store, s) for s in store.list_sources()])
 
@@ -69,6 +74,7 @@ def admin_app(auth: AdminAuth, store: StateStore, log: EventLog, settings: Setti
         )
 
     routes = [
+        Route("/overview", json_errors(overview), methods=["GET"]),
         Route("/sources", json_errors(sources), methods=["GET"]),
         Route("/sources/{name}/events", json_errors(events), methods=["GET"]),
         Route("/sources/{name}/events/stream", json_errors(stream), methods=["GET"]),
