@@ -56,11 +56,13 @@ def test_the_overview_counts_the_last_hour_per_source(backend_server: Server) ->
 
     with signed_in(server) as c:
         page = c.get("/", headers=HTML).text
-    cells = re.search(r'<th scope="row">default.*?</tr>', page, re.DOTALL)
+    cells = re.search(r'<th scope="row"><a href="/sources/default">.*?</tr>', page, re.DOTALL)
     assert cells, page
     numbers = re.findall(r'<td class="num">(.*?)</td>', cells.group(0))
     assert numbers[0] == "3" and numbers[2] == "1"
-    assert 'class="bad"' in numbers[1] and ">1<" in numbers[1]  # rejected: red
+    # Rejected: red, linking to the source's debugger showing them.
+    assert numbers[1] == '<a class="bad" href="/sources/default?status=rejected">1</a>'
+
     assert "default: 3 accepted events in the last 60 minutes" in page  # the chart's label
     assert 'href="/api/v1/overview"' in page  # the JSON twin
     assert server.write_key not in page and server.admin_token not in page
