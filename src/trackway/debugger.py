@@ -9,7 +9,7 @@ from typing import Any
 
 from trackway import codec
 from trackway.storage.base import EventLog
-from trackway.storage.records import DebugRecord
+from trackway.storage.records import Commit, DebugRecord
 from trackway.terminal import fit
 
 _KEEPALIVE_S = 15.0
@@ -79,18 +79,18 @@ async def stream_records(
     dropped and `event: overflow` says how many. With `max_per_s`, at most that many
     records a second are sent and `event: sampled` says how many of a commit were left out (a
     browser cannot draw 5,000 rows a second). `as_json` makes each record's data."""
-    queue: asyncio.Queue[list[DebugRecord]] = asyncio.Queue(_STREAM_BUFFER)
+    queue: asyncio.Queue[tuple[Commit, int]] = asyncio.Queue(_STREAM_BUFFER)
     dropped = 0
 
-    def on_commit(records: list[DebugRecord]) -> None:
+    def on_commit(commit: Commit) -> None:
         nonlocal dropped
-        mine = [r for r in records if r.source_id == source_id]
+        mine = commit.count(source_id)
         if not mine:
             return
         try:
-            queue.put_nowait(mine)
+            queue.put_nowait((commit, mine))
         except asyncio.QueueFull:
-            dropped += len(mine)
+            dropped += mine
 
     unsubscribe = log.subscribe(asyncio.get_running_loop(), on_commit)
     second, sent = int(time.monotonic()), 0
@@ -98,7 +98,7 @@ async def stream_records(
         yield b": connected\n\n"
         while True:
             try:
-                records = await asyncio.wait_for(queue.get(), _KEEPALIVE_S)
+                commit, mine = await asyncio.wait_for(queue.get(), _KEEPALIVE_S)
             except TimeoutError:
                 yield b": keepalive\n\n"
                 continue
@@ -106,17 +106,18 @@ async def stream_records(
             if dropped:
                 out += b"event: overflow\ndata: " + codec.dumps({"dropped": dropped}) + b"\n\n"
                 dropped = 0
+            room = mine
             if max_per_s is not None:
                 now = int(time.monotonic())
                 if now != second:
                     second, sent = now, 0
-                room = max(max_per_s - sent, 0)
-                if len(records) > room:
-                    skipped = len(records) - room
+                room = min(max(max_per_s - sent, 0), mine)
+                if room < mine:
+                    skipped = mine - room
                     out += b"event: sampled\ndata: " + codec.dumps({"skipped": skipped})
                     out += b"\n\n"
-                    records = records[:room]
-                sent += len(records)
+                sent += room
+            records = commit.records(source_id, room) if room else []
             out += b"".join(
                 b"event: " + r.status.encode() + b"\ndata: " + codec.dumps(as_json(r)) + b"\n\n"
                 for r in records

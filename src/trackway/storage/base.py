@@ -7,6 +7,7 @@ from typing import Any, Protocol
 
 from trackway.storage.records import (
     AppendResult,
+    Commit,
     DebugRecord,
     IngestBatch,
     LogEvent,
@@ -37,7 +38,8 @@ class NoDataDirectory(Exception):
         self.path = path
 
 
-Subscriber = Callable[[list[DebugRecord]], None]
+Subscriber = Callable[[Commit], None]
+"""Called on its loop with each commit of the log."""
 
 
 class EventLog(Protocol):

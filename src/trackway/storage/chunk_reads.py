@@ -7,8 +7,8 @@ from typing import Any, get_args
 
 from trackway import codec
 from trackway.spec.limits import MAX_BATCH_EVENTS
-from trackway.storage.group_commit import accepted_records, raw_json
-from trackway.storage.records import DebugRecord, LogEvent, Status
+from trackway.storage.group_commit import accepted_records
+from trackway.storage.records import DebugRecord, LogEvent, Status, raw_json
 
 _STATUSES = frozenset(get_args(Status))
 _TABLES: tuple[tuple[Status, str, str, str], ...] = (

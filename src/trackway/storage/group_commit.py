@@ -22,7 +22,7 @@ import numpy as np
 from trackway import codec
 from trackway.storage.base import StorageUnavailable, Subscriber
 from trackway.storage.dedup import RecentIds
-from trackway.storage.records import AppendResult, DebugRecord, IngestBatch
+from trackway.storage.records import AppendResult, Commit, DebugRecord, IngestBatch
 
 _RETENTION_EVERY_S = 60.0
 _STOP = object()
@@ -262,17 +262,10 @@ class GroupCommitLog(ABC):
             loop.call_soon_threadsafe(_settle, pairs)
 
     def _publish(self, group: Group) -> None:
-        records: list[DebugRecord] = []
-        for pos, _count, source_id, at_ms, events, _hashes in group.chunks:
-            for offset, event in enumerate(codec.loads(events)):
-                records.append(DebugRecord("accepted", source_id, at_ms, pos + offset, event))
-        for source_id, at_ms, _message_id, body in group.duplicates:
-            records.append(DebugRecord("duplicate", source_id, at_ms, 0, codec.loads(body)))
-        for source_id, at_ms, index, code, message, raw in group.failures:
-            error = {"code": code, "message": message, "index": index}
-            records.append(DebugRecord("rejected", source_id, at_ms, 0, raw_json(raw), error))
+        # Nothing is decoded here, on the writer: a subscriber decodes what it shows.
+        commit = Commit(group.chunks, group.duplicates, group.failures)
         for loop, fn in self._subscribers:
-            loop.call_soon_threadsafe(fn, records)
+            loop.call_soon_threadsafe(fn, commit)
 
 
 def accepted_records(rows: Iterable[Any], limit: int | None) -> list[DebugRecord]:
@@ -290,16 +283,6 @@ def accepted_records(rows: Iterable[Any], limit: int | None) -> list[DebugRecord
 
 split_events = msgspec.json.Decoder(list[msgspec.Raw]).decode
 """Splits a chunk's JSON array into each event's JSON without decoding them."""
-
-
-def raw_json(raw: bytes | None) -> Any:
-    """A rejected payload as JSON when it is JSON, else as text."""
-    if raw is None:
-        return None
-    try:
-        return codec.loads(raw)
-    except (codec.DecodeError, RecursionError):
-        return raw.decode("utf-8", "replace")
 
 
 def _settle(pairs: list[tuple["asyncio.Future[Any]", Any]]) -> None:

@@ -3,6 +3,8 @@
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
 
+from trackway import codec
+
 Status = Literal["accepted", "rejected", "duplicate"]
 
 
@@ -87,3 +89,51 @@ class DebugRecord:
     seq: int
     event: Any
     error: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Commit:
+    """What one commit of the log stored, as live subscribers (the debugger) get it:
+    still encoded, so that following a busy log costs only what is shown. The tuples
+    are the log's rows: chunks (pos, count, source, received_at, events JSON array,
+    hashes), duplicates (source, received_at, messageId, body), failures (source,
+    received_at, index, code, message, raw)."""
+
+    chunks: list[tuple[int, int, int, int, bytes, bytes]]
+    duplicates: list[tuple[int, int, str, bytes]]
+    failures: list[tuple[int, int, int, str, str, bytes | None]]
+
+    def count(self, source_id: int) -> int:
+        """How many records of the source the commit holds."""
+        return (
+            sum(c[1] for c in self.chunks if c[2] == source_id)
+            + sum(1 for d in self.duplicates if d[0] == source_id)
+            + sum(1 for f in self.failures if f[0] == source_id)
+        )
+
+    def records(self, source_id: int, limit: int) -> list[DebugRecord]:
+        """The source's first `limit` records: accepted, then duplicates, then rejected."""
+        out: list[DebugRecord] = []
+        for pos, _count, source, at_ms, events, _hashes in self.chunks:
+            if source != source_id or len(out) >= limit:
+                continue
+            for offset, event in enumerate(codec.loads(events)[: limit - len(out)]):
+                out.append(DebugRecord("accepted", source, at_ms, pos + offset, event))
+        for source, at_ms, _message_id, body in self.duplicates:
+            if source == source_id and len(out) < limit:
+                out.append(DebugRecord("duplicate", source, at_ms, 0, codec.loads(body)))
+        for source, at_ms, index, code, message, raw in self.failures:
+            if source == source_id and len(out) < limit:
+                error = {"code": code, "message": message, "index": index}
+                out.append(DebugRecord("rejected", source, at_ms, 0, raw_json(raw), error))
+        return out
+
+
+def raw_json(raw: bytes | None) -> Any:
+    """A rejected payload as JSON when it is JSON, else as text."""
+    if raw is None:
+        return None
+    try:
+        return codec.loads(raw)
+    except (codec.DecodeError, RecursionError):
+        return raw.decode("utf-8", "replace")
