@@ -1,5 +1,6 @@
 """Test support: a real `trackway serve` process on 127.0.0.1 with its own data directory."""
 
+import contextlib
 import os
 import secrets
 import signal
@@ -7,7 +8,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -185,3 +186,25 @@ def cli_on_terminal(*args: str, data_dir: Path, columns: int) -> str:
     if done.wait(60) != 0:
         raise AssertionError(f"trackway {' '.join(args)} failed: {stderr}")
     return out.decode().replace("\r\n", "\n")
+
+
+@contextlib.contextmanager
+def small_disk(mount: Path, size: str = "16m") -> Iterator[Path]:
+    """A tmpfs of `size` mounted at `mount` (the tests run as root), unmounted after."""
+    mount.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount)], check=True)
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=True)
+
+
+def fill(path: Path) -> None:
+    """Write zeros to `path` until the file system is full."""
+    with path.open("wb") as f:
+        try:
+            while True:
+                f.write(b"\0" * 65536)
+                f.flush()
+        except OSError:
+            pass

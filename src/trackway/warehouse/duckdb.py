@@ -318,7 +318,10 @@ class DuckDBSession:
             )
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            # A COMMIT that failed (a full disk) has ended the transaction already: the
+            # ROLLBACK's "no transaction is active" must not hide why.
+            with suppress(duckdb.TransactionException):
+                conn.execute("ROLLBACK")
             raise
         finally:
             for name in plan.files:

@@ -16,7 +16,7 @@ from trackway.destinations.state import (
     Outcome,
     Pending,
 )
-from trackway.storage.sqlite.connect import connect
+from trackway.storage.sqlite.connect import connect, rollback
 
 FILE = "destinations.db"
 KEEP_ERRORS = 100
@@ -168,7 +168,7 @@ class SQLiteDeliveryStore:
                     )
                 conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                rollback(conn)
                 raise
         return moved
 
@@ -297,7 +297,7 @@ class SQLiteDeliveryStore:
                 conn.execute(f"DELETE FROM dead_letters WHERE {where}", params)
                 conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                rollback(conn)
                 raise
         return int(moved)
 
@@ -371,7 +371,7 @@ class SQLiteDeliveryStore:
                     conn.execute(f"DELETE FROM {table} WHERE destination = ?", (destination,))
                 conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                rollback(conn)
                 raise
         return self.dead_letter_count(destination)
 

@@ -19,7 +19,7 @@ from typing import Any
 from trackway.reverse_etl.errors import SyncBusy
 from trackway.reverse_etl.mapping import StagedRow
 from trackway.reverse_etl.state import KINDS, Change, Counts, RowError, Run, Status, Trigger
-from trackway.storage.sqlite.connect import connect
+from trackway.storage.sqlite.connect import connect, rollback
 
 DIRECTORY = "reverse_etl"
 _STATE_FILE = "state.db"
@@ -367,10 +367,10 @@ class SQLiteSyncStore:
         self._conn.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
         try:
             yield
+            self._conn.execute("COMMIT")
         except BaseException:
-            self._conn.execute("ROLLBACK")
+            rollback(self._conn)
             raise
-        self._conn.execute("COMMIT")
 
 
 def _run(row: tuple[Any, ...]) -> Run:

@@ -43,9 +43,21 @@ def connect(
                 conn.execute(f"PRAGMA user_version={number}")
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            rollback(conn)
             raise
     return conn
+
+
+def rollback(conn: sqlite3.Connection) -> None:
+    """End the failed transaction on `conn`, unless SQLite already has.
+
+    After "database or disk is full" (or an I/O error) SQLite may roll the transaction
+    back itself: a ROLLBACK then fails with "no transaction is active", hiding the
+    error that matters. When it has not, the transaction must be ended here, or every
+    later BEGIN on the connection fails and it stays stuck after space returns.
+    """
+    if conn.in_transaction:
+        conn.execute("ROLLBACK")
 
 
 def _switch_to_wal(conn: sqlite3.Connection) -> None:

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from trackway.storage.leases import HEARTBEAT_PREFIX, HEARTBEAT_PURGE_S, heartbeat_key
-from trackway.storage.sqlite.connect import connect
+from trackway.storage.sqlite.connect import connect, rollback
 
 FILE = "leases.db"
 MIGRATIONS = (
@@ -63,7 +63,7 @@ class SQLiteLeases:
                         granted.add(key)
                 self._conn.execute("COMMIT")
             except BaseException:
-                self._conn.execute("ROLLBACK")
+                rollback(self._conn)
                 raise
         return granted
 
@@ -89,7 +89,7 @@ class SQLiteLeases:
                 ).fetchone()
                 self._conn.execute("COMMIT")
             except BaseException:
-                self._conn.execute("ROLLBACK")
+                rollback(self._conn)
                 raise
         return int(live)
 

@@ -21,7 +21,7 @@ from trackway.storage.group_commit import (
 from trackway.storage.records import (
     Status,
 )
-from trackway.storage.sqlite.connect import Synchronous, connect
+from trackway.storage.sqlite.connect import Synchronous, connect, rollback
 
 MIGRATIONS = (
     """
@@ -140,8 +140,7 @@ class SQLiteEventLog(GroupCommitLog, ChunkReads):
             )
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
+            rollback(conn)
             self._failed(work, StorageUnavailable(f"could not commit to the event log: {exc}"))
             return
         self._next_pos = group.end_pos
