@@ -72,8 +72,6 @@ def save(store: StateStore, changes: Sequence[Change], author: Author) -> None:
             put.append((envs.KIND, new.name, msgspec.to_builtins(new)))
         elif old is not None:
             delete.append((envs.KIND, old.name))
-        else:
-            continue
         put.append(
             (
                 QUEUE_KIND,
