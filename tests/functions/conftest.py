@@ -2,6 +2,7 @@
 
 import textwrap
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -30,3 +31,19 @@ def function(body: str) -> str:
     return "import os\n\ndef transform(event, settings):\n" + textwrap.indent(
         textwrap.dedent(body).strip("\n"), "    "
     )
+
+
+def worker_processes(parent: int) -> list[int]:
+    """The pids of `parent`'s function worker processes, as seen from here."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            command = (entry / "cmdline").read_bytes()
+        except (FileNotFoundError, NotADirectoryError, ProcessLookupError):
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == parent and b"functions.worker" in command:
+            pids.append(int(entry.name))
+    return pids

@@ -7,15 +7,17 @@ import sys
 import time
 from pathlib import Path
 
-from tests.functions.conftest import TIME_LIMIT_S, function
+from tests.functions.conftest import TIME_LIMIT_S, function, worker_processes
+from tests.support import until
 from trackway.functions import Failure, FunctionPool, Outcome
 
-PID = function('return {"pid": os.getpid()}')
+WHO = "import uuid\nWORKER = uuid.uuid4().hex\n" + function('return {"worker": WORKER}')
+"""A function that tells which worker ran it (inside the sandbox every worker is pid 2)."""
 
 
-def worker_pid(pool: FunctionPool) -> int:
-    pid: int = pool.run(PID, [{}], {})[0].events[0]["pid"]
-    return pid
+def worker_pid(pool: FunctionPool) -> str:
+    worker: str = pool.run(WHO, [{}], {})[0].events[0]["worker"]
+    return worker
 
 
 def failure(outcome: Outcome) -> Failure:
@@ -99,7 +101,7 @@ def test_a_worker_that_exits_is_replaced(single: FunctionPool) -> None:
         retry=True,
     )
     assert after.events == [{"exit": False}]
-    assert worker_pid(single) not in (pid, os.getpid())
+    assert worker_pid(single) != pid
 
 
 def test_a_worker_that_kills_itself_is_replaced(pool: FunctionPool) -> None:
@@ -130,24 +132,32 @@ def test_code_that_kills_its_worker_when_loading_fails_every_event(pool: Functio
 
 
 def test_a_worker_killed_while_idle_is_replaced(single: FunctionPool) -> None:
-    pid = worker_pid(single)
+    worker = worker_pid(single)
+    (pid,) = worker_processes(os.getpid())
+    # Inside the sandbox the worker dies with its PID namespace's first process, which
+    # dies with the process killed here: wait for that chain to end.
+    (first,) = map(int, Path(f"/proc/{pid}/task/{pid}/children").read_text().split())
     os.kill(pid, 9)
-    assert worker_pid(single) != pid
+    assert not until(lambda: alive(first), False)
+    assert worker_pid(single) != worker
 
 
 def test_workers_exit_when_the_server_dies(tmp_path: Path) -> None:
     script = f"""
 import os, sys
+from tests.support import until
+from tests.functions.conftest import worker_processes
 from trackway.functions import FunctionPool
 pool = FunctionPool(workers=1)
-print(pool.run({PID!r}, [{{}}], {{}})[0].events[0]["pid"], flush=True)
+pool.run({WHO!r}, [{{}}], {{}})
+print(*worker_processes(os.getpid()), flush=True)
 os.kill(os.getpid(), 9)
 """
     server = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=30, check=False
     )
     assert server.returncode == -9, server.stderr
-    pid = int(server.stdout)
+    (pid,) = map(int, server.stdout.split())
     deadline = time.monotonic() + 10
     while alive(pid):
         assert time.monotonic() < deadline, f"worker {pid} outlived its server"

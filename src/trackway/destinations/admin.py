@@ -67,7 +67,7 @@ def routes(settings: Settings, state: StateStore, log: EventLog, guarded: Guard)
         destination = operations.compiled(state, data_dir, request.path_params["name"])
         as_source = operations.tested_source(state, given.body.get("source"))
         outcome = operations.run_test(
-            destination, given.body["event"], given.body["dry_run"], as_source
+            destination, given.body["event"], given.body["dry_run"], data_dir, as_source
         )
         return msgspec.to_builtins(outcome)
 

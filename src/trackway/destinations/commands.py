@@ -136,7 +136,7 @@ def test_command(
     state = open_state(storage_settings(data_dir))
     destination = operations.compiled(state, data_dir, name)
     as_source = operations.tested_source(state, source)
-    result = operations.run_test(destination, event, dry_run, as_source)
+    result = operations.run_test(destination, event, dry_run, data_dir, as_source)
     if as_json:
         click.echo(codec.dumps_text(result))
     else:

@@ -62,12 +62,16 @@ def compiled(state: StateStore, data_dir: Path, name: str) -> Destination:
 
 
 def run_test(
-    destination: Destination, event: dict[str, Any], dry_run: bool, source: Source | None = None
+    destination: Destination,
+    event: dict[str, Any],
+    dry_run: bool,
+    data_dir: Path,
+    source: Source | None = None,
 ) -> tester.TestResult:
     """The event tester with the destination's real transport (none for a dry run) and,
-    when it has an insert function, a one-process function pool."""
+    when it has an insert function, a one-process function pool that hides `data_dir`."""
     transport = None if dry_run else http_transport(destination)
-    pool = FunctionPool(workers=1) if destination.spec.function else None
+    pool = FunctionPool(workers=1, hidden=[data_dir]) if destination.spec.function else None
     try:
         return tester.test_event(destination, event, transport, pool, source)
     finally:

@@ -289,7 +289,7 @@ class Deliveries:
         self.log = log
         self.store = store
         self.transports = transports
-        self._functions_factory = functions or _function_pool
+        self._functions_factory = functions or (lambda: FunctionPool(hidden=[self.data_dir]))
         self._functions: Functions | None = None
         self.delivery_store: DeliveryStore = open_delivery_store(settings)
         self.metrics = DeliveryMetrics(
@@ -390,7 +390,3 @@ class Deliveries:
 
 def _lease_key(destination: str) -> str:
     return f"destination:{destination}"
-
-
-def _function_pool() -> Functions:
-    return FunctionPool()

@@ -1,9 +1,11 @@
 """The pool of worker processes that runs insert functions for the server's threads."""
 
 import threading
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, Literal
 
-from trackway.functions import protocol
+from trackway.functions import protocol, sandbox
 from trackway.functions.outcome import Failure, Outcome
 from trackway.functions.process import WorkerLost, WorkerProcess
 
@@ -16,10 +18,17 @@ class FunctionPool:
     call takes an idle worker, or waits for one."""
 
     def __init__(
-        self, workers: int = 2, time_limit_s: float = 5.0, memory_limit_mb: int = 256
+        self,
+        workers: int = 2,
+        time_limit_s: float = 5.0,
+        memory_limit_mb: int = 256,
+        hidden: Sequence[Path] = (),
     ) -> None:
+        """`hidden`: directories the functions must not see (the data directory), besides
+        those the sandbox always hides; no sandbox when TRACKWAY_FUNCTION_SANDBOX=off."""
         if workers < 1 or time_limit_s <= 0 or memory_limit_mb < 1:
             raise ValueError("workers, time_limit_s and memory_limit_mb must be positive")
+        self._hidden = [p.resolve() for p in hidden] if sandbox.enabled() else None
         self._time_limit_s = time_limit_s
         self._memory_limit_mb = memory_limit_mb
         # A worker whose function does not stop when interrupted is killed this late.
@@ -130,7 +139,7 @@ class FunctionPool:
             return None, []
 
     def _start(self) -> WorkerProcess:
-        worker = WorkerProcess(self._time_limit_s, self._memory_limit_mb)
+        worker = WorkerProcess(self._time_limit_s, self._memory_limit_mb, self._hidden)
         with self._lock:
             if not self._closed:
                 self._live.add(worker)

@@ -9,6 +9,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Literal, TypeVar
 
 import msgspec
@@ -19,6 +21,7 @@ T = TypeVar("T")
 
 START_TIMEOUT_S = 30.0
 _TAIL_BYTES = 2000
+_INHERITED = ("PATH", "PYTHONPATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ")
 
 
 class WorkerLost(Exception):
@@ -32,11 +35,23 @@ class WorkerLost(Exception):
         self.output = output
 
 
+def _worker_environment() -> dict[str, str]:
+    """What a worker may see of the server's environment: enough to start Python, none
+    of its secrets (TRACKWAY_SECRET_KEY, TRACKWAY_ADMIN_TOKEN, database URLs, ...)."""
+    return {name: os.environ[name] for name in _INHERITED if name in os.environ}
+
+
 class WorkerProcess:
     """A running worker. One thread at a time talks to it; `kill` works from any."""
 
-    def __init__(self, time_limit_s: float, memory_limit_mb: int) -> None:
-        """Start a worker and wait for its hello; raises WorkerLost if it cannot start."""
+    def __init__(
+        self, time_limit_s: float, memory_limit_mb: int, hidden: Sequence[Path] | None
+    ) -> None:
+        """Start a worker and wait for its hello; raises WorkerLost if it cannot start.
+
+        With `hidden` (the directories to hide besides the sandbox's own), the worker
+        runs in the sandbox; with None, without it."""
+        sandbox = ["sandbox", *map(str, hidden)] if hidden is not None else ["off"]
         self._proc = subprocess.Popen(
             [
                 sys.executable,
@@ -44,11 +59,13 @@ class WorkerProcess:
                 "trackway.functions.worker",
                 str(time_limit_s),
                 str(memory_limit_mb),
+                *sandbox,
             ],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             bufsize=0,
+            env=_worker_environment(),
         )
         assert self._proc.stdin and self._proc.stdout and self._proc.stderr
         self._stdin = self._proc.stdin

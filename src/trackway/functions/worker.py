@@ -1,8 +1,10 @@
 """The worker process that runs insert functions, outside the server.
 
-The pool starts it as `python -m trackway.functions.worker TIME_LIMIT_S MEMORY_LIMIT_MB`
-and speaks `protocol` over its stdin and stdout; it exits when its stdin closes (the
-pool closed it, or the server is gone). Its address space is capped with RLIMIT_AS,
+The pool starts it as `python -m trackway.functions.worker TIME_LIMIT_S MEMORY_LIMIT_MB
+sandbox HIDDEN_DIR...` (or `off` instead of `sandbox ...`), with none of the server's
+environment; it enters the sandbox (`sandbox.enter`) before reading any code, and speaks
+`protocol` over its stdin and stdout; it exits when its stdin closes (the pool closed
+it, or the server is gone). Its address space is capped with RLIMIT_AS,
 and an interval timer interrupts a function that runs longer than the time limit. A
 function's `print()` goes to stderr, which the pool keeps the tail of.
 """
@@ -15,10 +17,11 @@ import signal
 import sys
 import traceback
 from collections.abc import Callable
+from pathlib import Path
 from types import FrameType
 from typing import Any, BinaryIO
 
-from trackway.functions import protocol
+from trackway.functions import protocol, sandbox
 from trackway.functions.check import ENTRY, FILENAME, FunctionError, compile_code
 from trackway.functions.errors import FUNCTION_GLOBALS, DropEvent, RetryError
 from trackway.functions.outcome import Failure, Outcome
@@ -179,6 +182,12 @@ def _send(channel: int, data: bytes) -> None:
 def main(argv: list[str]) -> int:
     time_limit_s, memory_limit_mb = float(argv[0]), int(argv[1])
     channel_in, channel_out = _take_stdio()
+    if argv[2] == "sandbox":
+        try:
+            sandbox.enter([Path(p) for p in argv[3:]])
+        except sandbox.SandboxUnavailable as exc:
+            print(f"the function sandbox is not available: {exc}", file=sys.stderr)
+            return 1
     # The server decides when workers stop: a Ctrl-C in its terminal is not for them.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGALRM, _on_alarm)
