@@ -185,3 +185,38 @@ def test_a_consumer_waits_for_commits_of_any_process(backend: Backend) -> None:
     finally:
         writer.close()
         reader.close()
+
+
+def test_volume_counts_per_source_status_and_minute_since_a_time(backend: Backend) -> None:
+    log = backend.log(retention_s=7 * 86400)
+    log.start()
+    minute = int(time.time() * 1000) // 60_000 * 60_000
+    try:
+        batches = [batch(1, [f"old-{i}"], at_ms=minute - 3 * 3600 * 1000) for i in range(30)]
+        batches += [batch(1, ["a1", "a2"], at_ms=minute - 60_000), batch(2, ["b1"], at_ms=minute)]
+        asyncio.run(append_all(log, batches))
+        late = batch(1, ["a1", "a3"], at_ms=minute + 1)  # a1 again: a duplicate
+        late.rejected.append(RejectedEvent(2, "missing_field", "'event' is required", None))
+        asyncio.run(append_all(log, [late]))
+        got = sorted(log.volume(minute - 60_000))
+        m = minute // 60_000
+        assert got == [
+            (1, "accepted", m - 1, 2),
+            (1, "accepted", m, 1),
+            (1, "duplicate", m, 1),
+            (1, "rejected", m, 1),
+            (2, "accepted", m, 1),
+        ]
+        assert log.volume(minute + 60_000) == []
+        assert sum(n for *_, n in log.volume(0)) == 36  # 30 old + 4 accepted + 2 others
+    finally:
+        log.close()
+
+
+def test_volume_of_an_empty_log_is_empty(backend: Backend) -> None:
+    log = backend.log()
+    log.start()
+    try:
+        assert log.volume(0) == []
+    finally:
+        log.close()

@@ -1,7 +1,5 @@
 """The admin API: sources and the live debugger, as JSON and Server-Sent Events."""
 
-import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -12,18 +10,15 @@ from starlette.routing import Route, Router
 from trackway import codec
 from trackway.admin.auth import AdminAuth
 from trackway.admin.openapi import OPENAPI, PREFIX
+from trackway.admin.overview import overview as workspace_overview
 from trackway.admin.validation import InvalidRequest, check_request, checked
-from trackway.debugger import record_json
+from trackway.debugger import record_json, stream_records
 from trackway.destinations.admin import routes as destination_routes
 from trackway.settings import Settings
 from trackway.storage.base import EventLog, SourceNotFound, StateStore
-from trackway.storage.records import DebugRecord, Source
 from trackway.warehouse.admin import routes as warehouse_routes
 from trackway.workspace.admin import routes as delete_routes
 from trackway.workspace.sources import source_json
-
-_KEEPALIVE_S = 15.0
-_STREAM_BUFFER = 10_000
 
 
 def _error(code: str, message: str, status: int) -> JSONResponse:
@@ -48,6 +43,10 @@ def admin_app(auth: AdminAuth, store: StateStore, log: EventLog, settings: Setti
     async def openapi(request: Request) -> Response:
         return JSONResponse(OPENAPI)
 
+    async def overview(request: Request) -> Response:
+        data = await run_in_threadpool(workspace_overview, store, log, settings)
+        return Response(codec.dumps(data), media_type="application/json")
+
     async def sources(request: Request) -> Response:
         return JSONResponse([source_json(store, s) for s in store.list_sources()])
 
@@ -63,12 +62,13 @@ def admin_app(auth: AdminAuth, store: StateStore, log: EventLog, settings: Setti
     async def stream(request: Request) -> Response:
         source = store.get_source(request.path_params["name"])
         return StreamingResponse(
-            _sse(log, source),
+            stream_records(log, source.id),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
 
     routes = [
+        Route("/overview", json_errors(overview), methods=["GET"]),
         Route("/sources", json_errors(sources), methods=["GET"]),
         Route("/sources/{name}/events", json_errors(events), methods=["GET"]),
         Route("/sources/{name}/events/stream", json_errors(stream), methods=["GET"]),
@@ -102,37 +102,3 @@ def _guarded(auth: AdminAuth, route: Route) -> Route:
         return response
 
     return Route(route.path, endpoint, methods=list(methods))
-
-
-async def _sse(log: EventLog, source: Source) -> AsyncIterator[bytes]:
-    queue: asyncio.Queue[list[DebugRecord]] = asyncio.Queue(_STREAM_BUFFER)
-    dropped = 0
-
-    def on_commit(records: list[DebugRecord]) -> None:
-        nonlocal dropped
-        mine = [r for r in records if r.source_id == source.id]
-        if not mine:
-            return
-        try:
-            queue.put_nowait(mine)
-        except asyncio.QueueFull:
-            dropped += len(mine)
-
-    unsubscribe = log.subscribe(asyncio.get_running_loop(), on_commit)
-    try:
-        yield b": connected\n\n"
-        while True:
-            try:
-                records = await asyncio.wait_for(queue.get(), _KEEPALIVE_S)
-            except TimeoutError:
-                yield b": keepalive\n\n"
-                continue
-            if dropped:
-                yield b"event: overflow\ndata: " + codec.dumps({"dropped": dropped}) + b"\n\n"
-                dropped = 0
-            yield b"".join(
-                b"event: " + r.status.encode() + b"\ndata: " + codec.dumps(record_json(r)) + b"\n\n"
-                for r in records
-            )
-    finally:
-        unsubscribe()

@@ -15,8 +15,11 @@ class AdminAuth:
 
     def check(self, authorization: str | None) -> bool:
         scheme, _, token = (authorization or "").partition(" ")
-        token = token.strip()
-        if scheme.lower() != "bearer" or not token:
+        return scheme.lower() == "bearer" and self.check_token(token.strip())
+
+    def check_token(self, token: str) -> bool:
+        """Whether `token` itself (as typed into the dashboard's sign-in) is an admin token."""
+        if not token:
             return False
         if self._env_token and hmac.compare_digest(token.encode(), self._env_token.encode()):
             return True

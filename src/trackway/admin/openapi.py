@@ -217,6 +217,17 @@ OPENAPI: dict[str, Any] = {
     },
     "security": [{"admin": []}],
     "paths": {
+        "/api/v1/overview": {
+            "get": {
+                "summary": "The workspace at a glance: the last hour per source, the"
+                " destinations' delivery, the warehouses' lag, the syncs' last runs",
+                "responses": {
+                    "200": _json(_OBJECT, "The overview (the dashboard's Overview page)"),
+                    **_INVALID,
+                    **_UNAUTHORIZED,
+                },
+            }
+        },
         "/api/v1/sources": {
             "get": {
                 "summary": "List sources",

@@ -15,6 +15,7 @@ from starlette.routing import BaseRoute, Mount, Route
 
 from trackway.admin.app import admin_app
 from trackway.admin.auth import AdminAuth
+from trackway.dashboard.app import dashboard_routes
 from trackway.flags.events import EvaluatedEvents
 from trackway.flags.ofrep import ofrep_app
 from trackway.flags.serve import FlagCache, flags_app
@@ -47,7 +48,7 @@ def create_app(
     workers: Sequence[Worker] = (),
     collectors: Sequence[Collector] = (),
 ) -> Starlette:
-    """The whole HTTP surface: tracking API, admin API, health and metrics.
+    """The whole HTTP surface: tracking API, admin API, dashboard, health and metrics.
 
     The log's writer and the `workers` are started and stopped with the app's lifespan:
     on shutdown the workers stop first, then everything already acknowledged or queued
@@ -109,15 +110,17 @@ def create_app(
             log.close()
 
     async def landing(request: Request) -> Response:
-        return landing_page(serves_api)
+        return landing_page()
 
     routes: list[BaseRoute] = [
-        Route("/", landing, methods=["GET"]),
         Route("/health", health, methods=["GET"]),
         Route("/ready", ready, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
     ]
-    if serves_api:
+    if not serves_api:
+        routes.append(Route("/", landing, methods=["GET"]))
+    else:
+        auth = AdminAuth(store, settings.admin_token)
         routes += [
             Mount(
                 "/v1", app=tracking_app(ingestor, {"configcat": configcat_webhook.parser(store)})
@@ -126,8 +129,9 @@ def create_app(
             Mount("/ofrep/v1", app=ofrep_app(flags, EvaluatedEvents(ingestor, sources))),
             Mount(
                 "/api/v1",
-                app=admin_app(AdminAuth(store, settings.admin_token), store, log, settings),
+                app=admin_app(auth, store, log, settings),
             ),
+            *dashboard_routes(auth, store, log, settings),
         ]
     return Starlette(
         routes=routes, lifespan=lifespan, exception_handlers={HTTPException: http_error}

@@ -1,5 +1,5 @@
-"""`GET /`: a small page saying what this server answers where (until a dashboard replaces
-it), and the JSON answer to a path or method that is not there."""
+"""`GET /` of a worker process (`--role worker`, no dashboard): a small page saying what it
+answers where; and the JSON answer to a path or method that is not there."""
 
 from html import escape
 
@@ -26,16 +26,9 @@ DOCS = (
 _STYLE = "body{font-family:sans-serif;max-width:46em;margin:2em auto;padding:0 1em}"
 
 
-def landing_page(serves_api: bool) -> HTMLResponse:
-    """The page at `/`; a worker process (`serves_api` false) lists only what it serves."""
-    items = []
-    if serves_api:
-        items += [
-            "<li><code>/v1</code>: the tracking API (Segment-compatible: POST /v1/track,"
-            " /v1/batch, ...); point an SDK at this origin, without /v1</li>",
-            _link("/api/v1/openapi.json", "the admin API's OpenAPI document"),
-        ]
-    items += [
+def landing_page() -> HTMLResponse:
+    """The page at `/` of a worker process."""
+    items = [
         _link("/health", "the process is alive"),
         _link("/ready", "storage is reachable"),
         _link("/metrics", "Prometheus metrics"),
@@ -46,7 +39,7 @@ def landing_page(serves_api: bool) -> HTMLResponse:
         f"<title>Trackway</title><style>{_STYLE}</style></head><body>"
         f"<h1>Trackway {escape(__version__)}</h1>"
         f"<p>A self-hosted, Segment-compatible customer data platform.</p>"
-        f"<h2>This server</h2><ul>{''.join(items)}</ul>"
+        f"<h2>This worker process</h2><ul>{''.join(items)}</ul>"
         f"<h2>Documentation</h2><p>In the Trackway repository:</p><ul>{docs}</ul>"
         f"</body></html>"
     )

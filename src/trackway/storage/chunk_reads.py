@@ -11,6 +11,14 @@ from trackway.storage.group_commit import accepted_records, raw_json
 from trackway.storage.records import DebugRecord, LogEvent, Status
 
 _STATUSES = frozenset(get_args(Status))
+_TABLES: tuple[tuple[Status, str, str, str], ...] = (
+    ("accepted", "chunks", "pos", "sum(count)"),
+    ("rejected", "failures", "id", "count(*)"),
+    ("duplicate", "duplicates", "id", "count(*)"),
+)
+_SKEW_MS = 60_000
+"""How much older than the rows committed before it a row can be: received_at is taken
+when a request arrives, the key when its commit is written (seconds later at most)."""
 
 
 class ChunkReads(ABC):
@@ -80,6 +88,41 @@ class ChunkReads(ABC):
             records.extend(self._side_records(source_id, {status}, "id", after[status], None))
         records.sort(key=lambda r: r.received_at_ms)
         return records
+
+    def volume(self, since_ms: int) -> list[tuple[int, Status, int, int]]:
+        """How many records each source had per status and minute since `since_ms`, as
+        (source id, status, minute since the epoch, count). Reads only the newest rows:
+        no index on received_at (it would slow every commit), so each table's first row
+        of the window is found by bisecting its key, along which received_at grows."""
+        out: list[tuple[int, Status, int, int]] = []
+        for status, table, key, count in _TABLES:
+            first = self._first_at(table, key, since_ms - _SKEW_MS)
+            for source_id, minute, n in self._rows(
+                f"SELECT source_id, received_at / 60000, {count} FROM {table}"
+                f" WHERE {key} >= ? AND received_at >= ? GROUP BY 1, 2",
+                (first, since_ms),
+            ):
+                out.append((source_id, status, int(minute), int(n)))
+        return out
+
+    def _first_at(self, table: str, key: str, at_ms: int) -> int:
+        """The smallest key of `table` whose row was received at `at_ms` or later (past
+        the last key if none was)."""
+        ((lo, hi),) = self._rows(f"SELECT min({key}), max({key}) FROM {table}")
+        if lo is None:
+            return 0
+        hi += 1
+        while lo < hi:
+            mid = (lo + hi) // 2
+            rows = self._rows(
+                f"SELECT {key}, received_at FROM {table} WHERE {key} >= ? ORDER BY {key} LIMIT 1",
+                (mid,),
+            )
+            if not rows or rows[0][1] >= at_ms:
+                hi = mid
+            else:  # every row up to the one found (keys may have gaps) is older
+                lo = rows[0][0] + 1
+        return int(lo)
 
     def _side_records(
         self,
