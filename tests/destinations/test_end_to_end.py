@@ -70,6 +70,8 @@ def test_sdk_events_reach_a_declared_webhook(
                 "lag_events": 0,
                 "retry_waiting": 0,
                 "dead_letters": 0,
+                "success_rate": None,
+                "alerting": False,
             }
         ],
     )

@@ -1,6 +1,7 @@
 """The delivery bookkeeping, on both backends: cursors, retries, dead letters, counts,
 error samples, alerts."""
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -106,6 +107,18 @@ def test_counts_of_one_minute_are_added_up(store: DeliveryStore) -> None:
     assert sum(found["send"].latency) == 2
     assert found["send"].percentile(0.5) == 10.0
     assert store.counts("other", 0) == {}
+
+
+def test_counts_per_minute_add_up_every_action(store: DeliveryStore) -> None:
+    store.record(
+        "hook", Outcome(counts={"send": Counts(delivered=3), "": Counts(filtered=1)}), None
+    )
+    store.record("hook", Outcome(counts={"alias": Counts(retried=2)}), None)
+    [(minute, counts)] = store.minutes("hook", 0).items()
+    assert abs(minute * 60_000 - time.time() * 1000) < 120_000
+    assert (counts.delivered, counts.retried, counts.filtered) == (3, 2, 1)
+    assert store.minutes("hook", (minute + 1) * 60_000) == {}
+    assert store.minutes("other", 0) == {}
 
 
 def test_only_the_newest_error_samples_are_kept(store: DeliveryStore) -> None:

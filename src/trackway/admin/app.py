@@ -16,7 +16,7 @@ from trackway.debugger import record_json, stream_records
 from trackway.destinations.admin import routes as destination_routes
 from trackway.settings import Settings
 from trackway.storage.base import EventLog, SourceNotFound, StateStore
-from trackway.warehouse.admin import sql_endpoint
+from trackway.warehouse.admin import routes as warehouse_routes
 from trackway.workspace.admin import routes as delete_routes
 from trackway.workspace.sources import source_json
 
@@ -72,7 +72,7 @@ def admin_app(auth: AdminAuth, store: StateStore, log: EventLog, settings: Setti
         Route("/sources", json_errors(sources), methods=["GET"]),
         Route("/sources/{name}/events", json_errors(events), methods=["GET"]),
         Route("/sources/{name}/events/stream", json_errors(stream), methods=["GET"]),
-        Route("/sql", json_errors(sql_endpoint(settings.data_dir, store)), methods=["POST"]),
+        *warehouse_routes(settings.data_dir, store, log, json_errors),
         *destination_routes(settings, store, log, json_errors),
         *delete_routes(settings, store, json_errors),
     ]

@@ -99,6 +99,33 @@ _DESTINATION_PATHS: dict[str, Any] = {
             ],
         )
     },
+    "/api/v1/destinations/{name}/delivery/series": {
+        "get": _operation(
+            "Event delivery over time, every action together, for a chart (about 60 points)",
+            "`bucket_s` and the points, oldest first: counts and p50/p95 per bucket",
+            [
+                _query(
+                    "window",
+                    {"type": "string", "pattern": _DURATION, "default": "24h"},
+                    "Period shown: seconds, or a number with s, m, h or d",
+                )
+            ],
+        )
+    },
+    "/api/v1/destinations/{name}/alerts": {
+        "get": _operation(
+            "Alert rules, whether an alert is open, and the alerts and recoveries",
+            "`rules`, `alerting` and the `history`, newest first",
+            [_query("limit", {**_LIMIT, "default": 50}, "How many changes")],
+        )
+    },
+    "/api/v1/destinations/{name}/enabled": {
+        "put": _operation(
+            "Turn the destination on or off (as `enabled:` in the workspace file does)",
+            "The new state and the workspace file lines that keep it",
+            body=_body({"enabled": {"type": "boolean"}}, ("enabled",)),
+        )
+    },
     "/api/v1/destinations/{name}/test": {
         "post": _operation(
             "Event tester: one event through the subscriptions and mappings (no filters)",
@@ -249,6 +276,7 @@ OPENAPI: dict[str, Any] = {
                                     "sql": {"type": "string"},
                                     "warehouse": {"type": "string", "default": "default"},
                                     "max_rows": {**_LIMIT, "default": 1000},
+                                    "format": {"enum": ["json", "csv"], "default": "json"},
                                 },
                                 ("sql",),
                             )
@@ -263,9 +291,10 @@ OPENAPI: dict[str, Any] = {
                                 "columns": {"type": "array", "items": {"type": "string"}},
                                 "rows": {"type": "array", "items": {"type": "array"}},
                                 "truncated": {"type": "boolean"},
+                                "elapsed_ms": {"type": "number"},
                             },
                         },
-                        "The result",
+                        "The result, or with `format: csv` the rows as a CSV download",
                     ),
                     "400": _json(
                         _ERROR, "Invalid body, not a read-only statement, or the query failed"
@@ -289,6 +318,29 @@ OPENAPI: dict[str, Any] = {
                     **_INVALID,
                     **_UNAUTHORIZED,
                     "404": _json(_ERROR, "No such source"),
+                },
+            }
+        },
+        "/api/v1/warehouses": {
+            "get": {
+                "summary": "Each warehouse's status: last load, lag, tables, rejected values",
+                "responses": {
+                    "200": _json({"type": "array", "items": _OBJECT}, "The warehouses"),
+                    **_INVALID,
+                    **_UNAUTHORIZED,
+                },
+            }
+        },
+        "/api/v1/warehouses/{name}/tables": {
+            "get": {
+                "summary": "A warehouse's tables: row counts (estimated), columns and types",
+                "parameters": _NAME,
+                "responses": {
+                    "200": _json(_OBJECT, "The tables"),
+                    **_INVALID,
+                    **_UNAUTHORIZED,
+                    "404": _json(_ERROR, "No such warehouse"),
+                    "503": _json(_ERROR, "The warehouse cannot be opened"),
                 },
             }
         },

@@ -1,6 +1,7 @@
 """The destinations part of the admin API (`/api/v1/destinations...`): the overview, a
-destination's declaration (secrets masked), its delivery view, the event tester,
-replay, dead letters and re-sending them."""
+destination's declaration (secrets masked), its delivery view and its series over time,
+its alerts, turning it on and off, the event tester, replay, dead letters and re-sending
+them."""
 
 from collections.abc import Awaitable, Callable
 from contextlib import closing
@@ -63,6 +64,20 @@ def routes(settings: Settings, state: StateStore, log: EventLog, guarded: Guard)
             last = log.last_seqs()["accepted"]
             return report.delivery_report(spec, store, last, window, given.query["errors"])
 
+    def series(request: Request, given: Checked) -> Any:
+        spec = config.find(state, request.path_params["name"])
+        with closing(open_delivery_store(settings)) as store:
+            return report.delivery_series(spec, store, parse_duration(given.query["window"]))
+
+    def alerts(request: Request, given: Checked) -> Any:
+        spec = config.find(state, request.path_params["name"])
+        with closing(open_delivery_store(settings)) as store:
+            return report.alerts_view(spec, store, given.query["limit"])
+
+    def enabled(request: Request, given: Checked) -> Any:
+        spec = config.set_enabled(state, request.path_params["name"], given.body["enabled"])
+        return {"name": spec.name, "enabled": spec.enabled, "yaml": config.enabled_yaml(spec)}
+
     def test(request: Request, given: Checked) -> Any:
         destination = operations.compiled(state, data_dir, request.path_params["name"])
         as_source = operations.tested_source(state, given.body.get("source"))
@@ -100,6 +115,9 @@ def routes(settings: Settings, state: StateStore, log: EventLog, guarded: Guard)
         Route("/destinations", handle(overview), methods=["GET"]),
         Route(prefix, handle(show), methods=["GET"]),
         Route(f"{prefix}/delivery", handle(delivery), methods=["GET"]),
+        Route(f"{prefix}/delivery/series", handle(series), methods=["GET"]),
+        Route(f"{prefix}/alerts", handle(alerts), methods=["GET"]),
+        Route(f"{prefix}/enabled", handle(enabled), methods=["PUT"]),
         Route(f"{prefix}/test", handle(test), methods=["POST"]),
         Route(f"{prefix}/authentication", handle(authentication), methods=["POST"]),
         Route(f"{prefix}/replay", handle(replay), methods=["POST"]),

@@ -60,11 +60,20 @@ def list_command(data_dir: Path, as_json: bool) -> None:
     if not rows:
         click.echo("No destinations. Declare them under `destinations:` in a workspace file.")
         return
-    header = ("NAME", "TYPE", "ENABLED", "SUBSCRIPTIONS", "LAG", "RETRYING", "DEAD LETTERS")
-    lines = [header] + [tuple(str(v) for v in row.values()) for row in rows]
+    header = (
+        "NAME", "TYPE", "ENABLED", "SUBSCRIPTIONS", "LAG", "RETRYING", "DEAD LETTERS",
+        "RATE 24H", "ALERTING",
+    )  # fmt: skip
+    lines = [header] + [tuple(_cell(v) for v in row.values()) for row in rows]
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     for line in lines:
         click.echo("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)))
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value * 100:.2f}%"
+    return "-" if value is None else str(value)
 
 
 @destinations_group.command(name="show")
@@ -77,6 +86,34 @@ def show_command(name: str, data_dir: Path) -> None:
     shown: dict[str, Any] = msgspec.to_builtins(spec)
     shown["settings"] = config.shown_settings(spec)
     click.echo(codec.dumps_text(shown))
+
+
+def _set_enabled(name: str, data_dir: Path, enabled: bool) -> None:
+    with closing(open_state(storage_settings(data_dir))) as state:
+        spec = config.set_enabled(state, name, enabled)
+    click.echo(
+        f"Destination '{name}' {'enabled' if enabled else 'disabled'}. To keep it so, the"
+        f" workspace file says:\n\n{config.enabled_yaml(spec)}"
+    )
+
+
+@destinations_group.command(name="enable")
+@click.argument("name")
+@data_dir_option
+@_friendly
+def enable_command(name: str, data_dir: Path) -> None:
+    """Turn a destination on: it delivers from where its cursor stands."""
+    _set_enabled(name, data_dir, True)
+
+
+@destinations_group.command(name="disable")
+@click.argument("name")
+@data_dir_option
+@_friendly
+def disable_command(name: str, data_dir: Path) -> None:
+    """Turn a destination off: it stops delivering within about a second; its cursor
+    stays, so enabling it again delivers what arrived meanwhile."""
+    _set_enabled(name, data_dir, False)
 
 
 @destinations_group.command(name="delivery")

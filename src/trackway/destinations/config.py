@@ -121,6 +121,25 @@ def find(store: StateStore, name: str) -> DestinationSpec:
     return msgspec.convert(spec, DestinationSpec)
 
 
+def set_enabled(store: StateStore, name: str, enabled: bool) -> DestinationSpec:
+    """Turn the stored destination on or off (the workers follow within about a second);
+    everything else it declares stays as applied."""
+    spec = find(store, name)
+    stored = store.objects(KIND)[name]
+    if spec.enabled != enabled:
+        store.put_object(KIND, name, {**stored, "enabled": enabled})
+    return msgspec.structs.replace(spec, enabled=enabled)
+
+
+def enabled_yaml(spec: DestinationSpec) -> str:
+    """The workspace file lines that keep the destination as `set_enabled` left it (a
+    later `trackway apply` of a file without them turns it on again)."""
+    return (
+        f"destinations:\n  - name: {spec.name}\n    type: {spec.type}\n"
+        f"    enabled: {str(spec.enabled).lower()}\n    # ...its other fields as before\n"
+    )
+
+
 def source_ids(spec: DestinationSpec, store: StateStore) -> frozenset[int] | None:
     """The ids of the sources whose events the destination takes (None: every source)."""
     if spec.sources is None:

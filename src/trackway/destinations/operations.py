@@ -5,7 +5,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from trackway.destinations import config, tester
+from trackway.destinations import config, report, tester
 from trackway.destinations.config import DestinationNotFound, DestinationSpec
 from trackway.destinations.framework import InvalidSettings
 from trackway.destinations.pipeline import Destination
@@ -18,11 +18,14 @@ from trackway.storage.base import EventLog, SourceNotFound, StateStore
 from trackway.storage.positions import position_at
 from trackway.storage.records import Source
 
+HEALTH_WINDOW_S = 24 * 3600.0
+
 
 def overview(
     specs: list[DestinationSpec], store: DeliveryStore, end_of_log: int
 ) -> list[dict[str, Any]]:
-    """One row per destination: how far behind the log it is and what waits."""
+    """One row per destination: how far behind the log it is, what waits, and its health
+    over the last 24 hours (successful delivery rate, whether an alert is open)."""
     rows = []
     for spec in specs:
         cursor = store.cursor(spec.name, spec.start_position or 0)
@@ -35,6 +38,7 @@ def overview(
                 "lag_events": max(0, end_of_log - cursor.position),
                 "retry_waiting": store.waiting(spec.name),
                 "dead_letters": store.dead_letter_count(spec.name),
+                **report.health(spec, store, HEALTH_WINDOW_S),
             }
         )
     return rows

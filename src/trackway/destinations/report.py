@@ -2,14 +2,16 @@
 over a window, the waiting retries, the dead letters, the last errors with their
 samples and the alerts. Shared by `trackway destinations delivery` and the admin API."""
 
+import math
 import time
 from typing import Any
 
+import msgspec
 from rich.table import Table
 
 from trackway import codec, terminal
 from trackway.destinations.config import DestinationSpec
-from trackway.destinations.state import COUNTERS, Counts, DeliveryStore
+from trackway.destinations.state import COUNTERS, Alert, Counts, DeliveryStore
 
 COLUMNS = (*COUNTERS, "p50_ms", "p95_ms")
 
@@ -35,7 +37,7 @@ def delivery_report(
         "window_s": window_s,
         "actions": rows,
         "total": _row(total),
-        "success_rate": round(total.delivered / total.attempts, 4) if total.attempts else None,
+        "success_rate": _rate(total),
         "lag_events": max(0, end_of_log - cursor.position),
         "retry_waiting": store.waiting(spec.name),
         "held_waiting": store.held(spec.name),
@@ -52,17 +54,64 @@ def delivery_report(
             }
             for e in store.errors(spec.name, errors)
         ],
-        "alerts": [
-            {
-                "at": _iso(a.at_ms),
-                "kind": a.kind,
-                "rate": round(a.rate, 4),
-                "threshold": a.threshold,
-                "attempts": a.attempts,
-                "notified": a.notified,
-            }
-            for a in store.alerts(spec.name, 10)
-        ],
+        "alerts": [_alert(a) for a in store.alerts(spec.name, 10)],
+    }
+
+
+SERIES_POINTS = 60
+"""About how many points a delivery series has, whatever its window."""
+
+
+def delivery_series(spec: DestinationSpec, store: DeliveryStore, window_s: float) -> dict[str, Any]:
+    """The counts of every action together over time, for a chart: the window cut into
+    whole minutes' buckets (about SERIES_POINTS of them), oldest first, empty ones too."""
+    bucket_min = max(1, math.ceil(window_s / 60 / SERIES_POINTS))
+    now_min = int(time.time() * 1000) // 60_000
+    first = (now_min - max(1, math.ceil(window_s / 60)) + 1) // bucket_min * bucket_min
+    buckets = {start: Counts() for start in range(first, now_min + 1, bucket_min)}
+    for minute, counts in store.minutes(spec.name, first * 60_000).items():
+        buckets[first + (minute - first) // bucket_min * bucket_min].add(counts)
+    return {
+        "destination": spec.name,
+        "window_s": window_s,
+        "bucket_s": bucket_min * 60,
+        "points": [{"at": _iso(start * 60_000), **_row(c)} for start, c in buckets.items()],
+    }
+
+
+def alerts_view(spec: DestinationSpec, store: DeliveryStore, limit: int) -> dict[str, Any]:
+    """The destination's alert rules, whether it is alerting now, and the history of its
+    alerts and recoveries, newest first."""
+    history = store.alerts(spec.name, limit)
+    return {
+        "destination": spec.name,
+        "rules": None if spec.alerts is None else msgspec.to_builtins(spec.alerts),
+        "alerting": bool(history) and history[0].kind == "alert",
+        "history": [_alert(a) for a in history],
+    }
+
+
+def health(spec: DestinationSpec, store: DeliveryStore, window_s: float) -> dict[str, Any]:
+    """The successful delivery rate over the window and whether an alert is open."""
+    total = Counts()
+    for counts in store.counts(spec.name, int((time.time() - window_s) * 1000)).values():
+        total.add(counts)
+    last = store.alerts(spec.name, 1)
+    return {"success_rate": _rate(total), "alerting": bool(last) and last[0].kind == "alert"}
+
+
+def _rate(total: Counts) -> float | None:
+    return round(total.delivered / total.attempts, 4) if total.attempts else None
+
+
+def _alert(alert: Alert) -> dict[str, Any]:
+    return {
+        "at": _iso(alert.at_ms),
+        "kind": alert.kind,
+        "rate": round(alert.rate, 4),
+        "threshold": alert.threshold,
+        "attempts": alert.attempts,
+        "notified": alert.notified,
     }
 
 

@@ -242,6 +242,18 @@ class PostgresDeliveryStore:
             found.setdefault(row[0], Counts()).add(counts)
         return found
 
+    def minutes(self, destination: str, since_ms: int) -> dict[int, Counts]:
+        rows = self._rows(
+            f"SELECT minute, {', '.join(COUNTERS)}, latency FROM delivery_stats"
+            " WHERE destination = %s AND minute >= %s",
+            (destination, since_ms // 60_000),
+        )
+        found: dict[int, Counts] = {}
+        for row in rows:
+            counts = Counts(**dict(zip(COUNTERS, row[1:-1], strict=True)), latency=list(row[-1]))
+            found.setdefault(row[0], Counts()).add(counts)
+        return found
+
     def errors(self, destination: str, limit: int) -> list[ErrorSample]:
         rows = self._rows(
             "SELECT at_ms, action, kind, message, samples FROM delivery_errors"

@@ -316,6 +316,21 @@ class SQLiteDeliveryStore:
             found.setdefault(row[0], Counts()).add(counts)
         return found
 
+    def minutes(self, destination: str, since_ms: int) -> dict[int, Counts]:
+        with self._lock:
+            rows = self._conn.execute(
+                f"SELECT minute, {', '.join(COUNTERS)}, latency FROM stats"
+                " WHERE destination = ? AND minute >= ?",
+                (destination, since_ms // 60_000),
+            ).fetchall()
+        found: dict[int, Counts] = {}
+        for row in rows:
+            counts = Counts(
+                **dict(zip(COUNTERS, row[1:-1], strict=True)), latency=codec.loads(row[-1])
+            )
+            found.setdefault(row[0], Counts()).add(counts)
+        return found
+
     def errors(self, destination: str, limit: int) -> list[ErrorSample]:
         with self._lock:
             rows = self._conn.execute(
