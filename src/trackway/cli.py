@@ -23,6 +23,7 @@ from trackway.debugger import record_json, record_line
 from trackway.destinations import private_targets
 from trackway.destinations.commands import destinations_group
 from trackway.destinations.secrets import SecretError
+from trackway.experiments.commands import experiments_group
 from trackway.flags.changes import Author, os_user
 from trackway.flags.commands import flags_group
 from trackway.integrations import configcat_webhook
@@ -652,3 +653,4 @@ main.add_command(models_group)
 main.add_command(syncs_group)
 main.add_command(db_group)
 main.add_command(flags_group)
+main.add_command(experiments_group)

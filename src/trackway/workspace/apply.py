@@ -1,7 +1,8 @@
 """`trackway apply FILE.yaml`: declare the workspace in a file, idempotently.
 
 The file has one list per kind of thing: `sources`, `destinations`, `warehouses`,
-`models`, `syncs` and `flags` (feature flag environments, see trackway.flags).
+`models`, `syncs`, `flags` (feature flag environments, see trackway.flags) and
+`experiments` (see trackway.experiments.spec).
 Applying creates what is missing and changes what differs; it deletes what the file
 does not name only when asked (`prune`).
 """
@@ -15,6 +16,7 @@ import yaml
 
 from trackway.destinations import config as destination_config
 from trackway.destinations.secrets import Secrets
+from trackway.experiments import spec as experiments_spec
 from trackway.flags import apply as flags_apply
 from trackway.flags.changes import Author
 from trackway.flags.spec import EnvironmentSpec
@@ -54,6 +56,7 @@ class WorkspaceFile(msgspec.Struct, forbid_unknown_fields=True):
     models: list[ModelSpec] = []
     syncs: list[SyncSpec] = []
     flags: list[EnvironmentSpec] = []
+    experiments: list[experiments_spec.ExperimentSpec] = []
 
 
 class ApplyError(Exception):
@@ -106,6 +109,16 @@ def load(path: Path) -> WorkspaceFile:
         flags_apply.validate(spec.flags)
     except ValueError as exc:
         raise ApplyError(f"{path}: {exc}") from exc
+    experiments: set[str] = set()
+    for index, experiment in enumerate(spec.experiments):
+        where = f"{path}: experiments[{index}]"
+        try:
+            experiments_spec.validate(experiment)
+        except ValueError as exc:
+            raise ApplyError(f"{where}: {exc}") from exc
+        if experiment.name in experiments:
+            raise ApplyError(f"{where}: experiment '{experiment.name}' is declared twice")
+        experiments.add(experiment.name)
     return spec
 
 
@@ -185,6 +198,7 @@ def apply(
     )
     changes += warehouse_config.apply(spec.warehouses, store, dry_run)
     changes += flags_apply.commit(flags, store, dry_run, author)
+    changes += experiments_spec.apply(spec.experiments, store, dry_run)
     return changes + apply_reverse_etl(
         spec.models, spec.syncs, store, dry_run, data_dir=data_dir, base_dir=base_dir
     )
@@ -192,15 +206,18 @@ def apply(
 
 def prune_plan(spec: WorkspaceFile, store: StateStore) -> list[tuple[str, str]]:
     """What `apply --prune` deletes: the (kind, name) of everything stored that the file
-    does not declare, flag environments and syncs first, sources last (warehouses are
-    never pruned). Raises ApplyError when something the file declares uses one of them."""
+    does not declare, experiments, flag environments and syncs first, sources last
+    (warehouses are never pruned). Raises ApplyError when something the file declares
+    uses one of them."""
     declared = {
+        "experiment": {e.name for e in spec.experiments},
         "sync": {s.name for s in spec.syncs},
         "model": {m.name for m in spec.models},
         "destination": {d.name for d in spec.destinations},
         "source": {s.name for s in spec.sources},
     }
     stored = {
+        "experiment": sorted(store.objects(experiments_spec.KIND)),
         "sync": sorted(reverse_etl_config.syncs(store)),
         "model": sorted(reverse_etl_config.models(store)),
         "destination": [d.name for d in destination_config.destinations(store)],

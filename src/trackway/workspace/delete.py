@@ -1,4 +1,4 @@
-"""Deleting what a workspace declares: sources, destinations, models and syncs.
+"""Deleting what a workspace declares: experiments, sources, destinations, models and syncs.
 
 Shared by the `delete` commands, the admin API's DELETE routes and `apply --prune`.
 Something still used is refused, naming what uses it. What each deletion keeps:
@@ -18,6 +18,7 @@ from contextlib import closing
 
 from trackway.destinations import config as destination_config
 from trackway.destinations.state import open_delivery_store
+from trackway.experiments import spec as experiments
 from trackway.integrations import configcat_webhook
 from trackway.reverse_etl import config as reverse_etl_config
 from trackway.reverse_etl.runner import DEFAULT_OWN_SOURCE
@@ -25,7 +26,7 @@ from trackway.reverse_etl.state import open_sync_store
 from trackway.settings import Settings
 from trackway.storage.base import StateStore
 
-KINDS = ("sync", "model", "destination", "source")
+KINDS = ("experiment", "sync", "model", "destination", "source")
 """What can be deleted, in an order that deletes users before what they use."""
 
 
@@ -92,7 +93,13 @@ def delete_sync(store: StateStore, settings: Settings, name: str) -> str:
     return f"deleted sync '{name}'"
 
 
+def delete_experiment(store: StateStore, settings: Settings, name: str) -> str:
+    """Delete an experiment (raises ExperimentNotFound); its events stay where they are."""
+    return experiments.delete(store, name)
+
+
 DELETE: dict[str, Callable[[StateStore, Settings, str], str]] = {
+    "experiment": delete_experiment,
     "source": delete_source,
     "destination": delete_destination,
     "model": delete_model,
