@@ -207,6 +207,25 @@ def test_http_protocol_details(flag_server: Server) -> None:
         missing = http.get(f"/configuration-files/{new_key()}/config_v6.json")
         assert missing.status_code == 404
         assert missing.json()["code"] == "unknown_sdk_key"
+        assert missing.headers["access-control-allow-origin"] == "*"
+        other = http.get(f"/configuration-files/{key}/config_v5.json")
+        assert other.status_code == 404 and "config_v6.json" in other.json()["message"]
+        head = http.head(path)
+        assert head.status_code == 200 and head.content == b"" and head.headers["etag"] == etag
+        posted = http.post(path)
+        assert posted.status_code == 405 and posted.json()["code"] == "method_not_allowed"
+        preflight = http.options(
+            path,
+            headers={
+                "Origin": "https://app.example",
+                "Access-Control-Request-Method": "GET",
+                "Access-Control-Request-Headers": "if-none-match",
+            },
+        )
+        assert preflight.status_code == 204
+        assert preflight.headers["access-control-allow-origin"] == "*"
+        assert "GET" in preflight.headers["access-control-allow-methods"]
+        assert "If-None-Match" in preflight.headers["access-control-allow-headers"]
 
 
 SENSITIVE = """\

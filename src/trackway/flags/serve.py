@@ -10,12 +10,9 @@ base URL and `p.r` 0, so an SDK never redirects elsewhere.
 import hashlib
 import json
 import time
+from urllib.parse import parse_qsl
 
-from starlette.middleware.cors import CORSMiddleware
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route, Router
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from trackway.flags import environments as envs
 from trackway.storage.base import StateStore
@@ -81,36 +78,93 @@ class FlagCache:
 
 
 def flags_app(cache: FlagCache) -> ASGIApp:
-    """The ASGI app mounted at `/configuration-files`."""
+    """The ASGI app mounted at `/configuration-files`.
 
-    async def download(request: Request) -> Response:
-        path = request.path_params["path"]
+    A bare ASGI callable rather than a Starlette router with its CORS middleware: every
+    SDK polls this, and the router, middleware, Request and Response objects cost about
+    as much CPU as the whole answer (bench/RESULTS.md, 2026-12-07)."""
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        method = scope["method"]
+        if method == "OPTIONS":  # a browser SDK's CORS preflight
+            await _answer(send, 204, _PREFLIGHT)
+            return
+        if method not in ("GET", "HEAD"):
+            body = _error("method_not_allowed", "only GET is served here")
+            await _answer(send, 405, [*_JSON, (b"allow", b"GET, HEAD, OPTIONS")], body)
+            return
+        path: str = scope["path"]
+        root: str = scope.get("root_path", "")
+        if root and path.startswith(root):
+            path = path[len(root) :]
         if not path.endswith(_SUFFIX):
-            return _not_found("only <sdkKey>/config_v6.json is served here")
-        sdk_key = path[: -len(_SUFFIX)]
-        base = str(request.base_url).rstrip("/")
-        base = (
-            base[: -len("/configuration-files")] if base.endswith("/configuration-files") else base
-        )
-        served = cache.body(sdk_key, base)
+            body = _error("unknown_sdk_key", "only <sdkKey>/config_v6.json is served here")
+            await _answer(send, 404, _JSON, body)
+            return
+        sdk_key = path[1 : -len(_SUFFIX)]
+        headers = dict(scope["headers"])
+        served = cache.body(sdk_key, _base_url(scope, headers))
         if served is None:
-            return _not_found(f"no flag environment has the SDK key '{sdk_key}'")
-        body, etag = served
-        headers = {"ETag": etag, "Cache-Control": "max-age=0, must-revalidate"}
-        given = request.headers.get("if-none-match") or request.query_params.get("ccetag")
-        if given == etag:
-            return Response(status_code=304, headers=headers)
-        return Response(body, media_type="application/json", headers=headers)
+            body = _error("unknown_sdk_key", f"no flag environment has the SDK key '{sdk_key}'")
+            await _answer(send, 404, _JSON, body)
+            return
+        content, etag = served
+        raw_etag = etag.encode()
+        given = headers.get(b"if-none-match") or _ccetag(scope["query_string"])
+        answer = [(b"etag", raw_etag), *_REVALIDATE]
+        if given == raw_etag:
+            await _answer(send, 304, answer)
+        else:
+            await _answer(send, 200, [*answer, *_JSON], b"" if method == "HEAD" else content)
 
-    return CORSMiddleware(
-        Router([Route("/{path:path}", download, methods=["GET"])]),
-        allow_origins=["*"],
-        allow_methods=["GET", "OPTIONS"],
-        allow_headers=["Cache-Control", "Content-Type", "If-None-Match"],
-        expose_headers=["ETag", "Date", "Content-Length"],
-        max_age=600,
-    )
+    return app
 
 
-def _not_found(message: str) -> Response:
-    return JSONResponse({"code": "unknown_sdk_key", "message": message}, 404)
+# Served on every answer, so the browser SDKs (which read the ETag) may use them; the
+# preflight allows what they send.
+_CORS = [
+    (b"access-control-allow-origin", b"*"),
+    (b"access-control-expose-headers", b"ETag, Date, Content-Length"),
+]
+_PREFLIGHT = [
+    (b"access-control-allow-methods", b"GET, OPTIONS"),
+    (b"access-control-allow-headers", b"Cache-Control, Content-Type, If-None-Match"),
+    (b"access-control-max-age", b"600"),
+]
+_REVALIDATE = [(b"cache-control", b"max-age=0, must-revalidate")]
+_JSON = [(b"content-type", b"application/json")]
+
+
+async def _answer(
+    send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes = b""
+) -> None:
+    headers = [*headers, *_CORS]
+    if status != 304 and status != 204:
+        headers.append((b"content-length", str(len(body)).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _base_url(scope: Scope, headers: dict[bytes, bytes]) -> str:
+    """This server's URL as the SDK reached it (its Host header), for `p.u`."""
+    host = headers.get(b"host")
+    if host is None:
+        server = scope.get("server") or ("localhost", 80)
+        where = f"{server[0]}:{server[1]}"
+    else:
+        where = host.decode("latin-1")
+    return f"{scope.get('scheme', 'http')}://{where}{scope.get('app_root_path', '')}"
+
+
+def _ccetag(query: bytes) -> bytes | None:
+    """The `ccetag` query parameter (browser SDKs send the ETag there)."""
+    if b"ccetag=" not in query:
+        return None
+    for name, value in parse_qsl(query.decode("latin-1")):
+        if name == "ccetag":
+            return value.encode("latin-1")
+    return None
+
+
+def _error(code: str, message: str) -> bytes:
+    return json.dumps({"code": code, "message": message}).encode()
