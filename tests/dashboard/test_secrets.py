@@ -2,13 +2,12 @@
 and a destination's secret setting are grepped for in every page (every page module's,
 so pages added later are covered too) and in the JSON the debugger streams."""
 
-import threading
 import uuid
 from pathlib import Path
 
 import httpx
 
-from tests.dashboard.support import HTML, signed_in
+from tests.dashboard.support import HTML, signed_in, streamed
 from tests.support import Server, cli
 from trackway.dashboard.pages import discover
 
@@ -44,26 +43,9 @@ def test_no_page_holds_a_secret(server: Server, tmp_path: Path) -> None:
 
 def test_the_debugger_stream_masks_a_write_key_in_a_payload(shared_server: Server) -> None:
     mid = str(uuid.uuid4())
-    lines: list[str] = []
-    connected, received = threading.Event(), threading.Event()
-
-    def listen() -> None:
-        with signed_in(shared_server) as c, c.stream("GET", "/sources/default/stream") as r:
-            for line in r.iter_lines():
-                lines.append(line)
-                connected.set()
-                if mid in line:
-                    received.set()
-                    return
-
-    listener = threading.Thread(target=listen, daemon=True)
-    listener.start()
-    assert connected.wait(10)
     rejected = {"userId": "u", "messageId": mid, "writeKey": shared_server.write_key}
-    with httpx.Client(base_url=shared_server.url, auth=(shared_server.write_key, "")) as c:
-        assert c.post("/v1/track", json=rejected).status_code == 400
-    assert received.wait(10), lines
-    listener.join(10)
+    _, posted, lines = streamed(shared_server, rejected)
+    assert posted.status_code == 400
     data = next(line for line in lines if mid in line)
     assert shared_server.write_key not in data
     assert f'"writeKey":"{shared_server.write_key[:4]}••••••••"' in data

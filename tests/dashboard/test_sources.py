@@ -3,13 +3,12 @@
 the live debugger: the newest records, the status filter, the SSE stream."""
 
 import re
-import threading
 import uuid
 from html import unescape
 
 import httpx
 
-from tests.dashboard.support import HTML, csrf_of, signed_in
+from tests.dashboard.support import HTML, csrf_of, signed_in, streamed
 from tests.support import Server, until
 
 
@@ -114,27 +113,11 @@ def test_the_debugger_stream_needs_a_session_and_streams_new_records(
     with shared_server.client() as c:
         assert c.get("/sources/default/stream").status_code == 401
     mid = str(uuid.uuid4())
-    lines: list[str] = []
-    connected, received = threading.Event(), threading.Event()
-
-    def listen() -> None:
-        with signed_in(shared_server) as c, c.stream("GET", "/sources/default/stream") as r:
-            assert r.headers["content-type"].startswith("text/event-stream")
-            for line in r.iter_lines():
-                lines.append(line)
-                connected.set()
-                if mid in line:
-                    received.set()
-                    return
-
-    listener = threading.Thread(target=listen, daemon=True)
-    listener.start()
-    assert connected.wait(10)
-    with httpx.Client(base_url=shared_server.url, auth=(shared_server.write_key, "")) as c:
-        c.post("/v1/track", json={"userId": "s", "event": "Live", "messageId": mid})
-    assert received.wait(10), lines
+    content_type, _, lines = streamed(
+        shared_server, {"userId": "s", "event": "Live", "messageId": mid}
+    )
+    assert content_type.startswith("text/event-stream")
     assert "event: accepted" in lines
-    listener.join(10)
 
 
 def test_an_unknown_source_is_a_404_page(shared_server: Server) -> None:

@@ -7,9 +7,9 @@ Applying creates what is missing and changes what differs; it deletes what the f
 does not name only when asked (`prune`).
 """
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import msgspec
 import yaml
@@ -95,31 +95,38 @@ def load(path: Path) -> WorkspaceFile:
             raise ApplyError(
                 f"{where}: signing_keys, product_id and product_name are for configcat sources"
             )
-    names: set[str] = set()
-    for index, warehouse in enumerate(spec.warehouses):
-        where = f"{path}: warehouses[{index}]"
-        try:
-            warehouse_config.validate(warehouse)
-        except ValueError as exc:
-            raise ApplyError(f"{where}: {exc}") from exc
-        if warehouse.name in names:
-            raise ApplyError(f"{where}: warehouse '{warehouse.name}' is declared twice")
-        names.add(warehouse.name)
+    _validate_named(path, "warehouse", spec.warehouses, warehouse_config.validate)
     try:
         flags_apply.validate(spec.flags)
     except ValueError as exc:
         raise ApplyError(f"{path}: {exc}") from exc
-    experiments: set[str] = set()
-    for index, experiment in enumerate(spec.experiments):
-        where = f"{path}: experiments[{index}]"
+    _validate_named(path, "experiment", spec.experiments, experiments_spec.validate)
+    return spec
+
+
+class _HasName(Protocol):
+    @property
+    def name(self) -> str: ...
+
+
+_Named = TypeVar("_Named", bound=_HasName)
+
+
+def _validate_named(
+    path: Path, kind: str, items: Sequence[_Named], validate: Callable[[_Named], object]
+) -> None:
+    """Validate each item of the file's `kind`s list (`validate` raises ValueError); an
+    error names the item's index, and a name declared twice is one."""
+    names: set[str] = set()
+    for index, item in enumerate(items):
+        where = f"{path}: {kind}s[{index}]"
         try:
-            experiments_spec.validate(experiment)
+            validate(item)
         except ValueError as exc:
             raise ApplyError(f"{where}: {exc}") from exc
-        if experiment.name in experiments:
-            raise ApplyError(f"{where}: experiment '{experiment.name}' is declared twice")
-        experiments.add(experiment.name)
-    return spec
+        if item.name in names:
+            raise ApplyError(f"{where}: {kind} '{item.name}' is declared twice")
+        names.add(item.name)
 
 
 def apply(
