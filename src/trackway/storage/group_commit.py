@@ -243,11 +243,14 @@ class GroupCommitLog(ABC):
         """The group is durable: remember its ids, answer the callers, tell subscribers."""
         for hashes, at_ms in group.hashes:
             self._recent.add(hashes, at_ms)
+        # Who hears of the commit is decided before any caller is answered: a subscriber
+        # that comes after its append returned must not get that commit too.
+        subscribers = self._subscribers
         self._resolve(work, group.results)
         if group.chunks:
             self._advance(group.end_pos)
-        if self._subscribers:
-            self._publish(group)
+        if subscribers:
+            self._publish(group, subscribers)
 
     def _failed(self, work: list[Pending], error: StorageUnavailable) -> None:
         """Nothing was acknowledged, so none of the group's ids counts as seen."""
@@ -261,10 +264,13 @@ class GroupCommitLog(ABC):
         for loop, pairs in by_loop.items():
             loop.call_soon_threadsafe(_settle, pairs)
 
-    def _publish(self, group: Group) -> None:
+    @staticmethod
+    def _publish(
+        group: Group, subscribers: list[tuple[asyncio.AbstractEventLoop, Subscriber]]
+    ) -> None:
         # Nothing is decoded here, on the writer: a subscriber decodes what it shows.
         commit = Commit(group.chunks, group.duplicates, group.failures)
-        for loop, fn in self._subscribers:
+        for loop, fn in subscribers:
             loop.call_soon_threadsafe(fn, commit)
 
 
