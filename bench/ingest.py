@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import json
 import os
 import re
@@ -39,17 +40,20 @@ import resource
 import secrets
 import shutil
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
@@ -240,22 +244,50 @@ def cpu_ticks(cpu: int) -> dict[str, int]:
     raise BenchError(f"no cpu{cpu} in /proc/stat")
 
 
+def descendants(pid: int) -> list[int]:
+    """The processes started by `pid`, and theirs (e.g. the warehouse's planning child)."""
+    parents: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    ppid = int(f.read().rpartition(")")[2].split()[1])
+            except (OSError, ValueError):
+                continue
+            parents.setdefault(ppid, []).append(int(entry))
+    found, todo = [], list(parents.get(pid, []))
+    while todo:
+        child = todo.pop()
+        found.append(child)
+        todo += parents.get(child, [])
+    return found
+
+
 class RssSampler(threading.Thread):
-    """Samples a process's VmRSS every `interval` seconds."""
+    """Samples a process's VmRSS every `interval` seconds, and that of the process with
+    its children (`group_samples`: what the machine must have for the whole server)."""
 
     def __init__(self, pid: int, interval: float = 0.25) -> None:
         super().__init__(daemon=True)
         self.pid = pid
         self.interval = interval
         self.samples: list[int] = []
+        self.group_samples: list[int] = []
         self._halt = threading.Event()
 
     def run(self) -> None:
         while not self._halt.is_set():
             try:
-                self.samples.append(proc_status_kb(self.pid, "VmRSS"))
+                own = proc_status_kb(self.pid, "VmRSS")
             except (OSError, BenchError):
                 return
+            children = 0
+            for child in descendants(self.pid):
+                # a child may end between the listing and the reading
+                with contextlib.suppress(OSError, BenchError):
+                    children += proc_status_kb(child, "VmRSS")
+            self.samples.append(own)
+            self.group_samples.append(own + children)
             self._halt.wait(self.interval)
 
     def stop(self) -> None:
@@ -311,9 +343,16 @@ class WrkRun:
     cpu_s: float  # wrk's user + system time
 
 
+class Target(Protocol):
+    """What wrk needs of a server: where it listens and the write key it accepts."""
+
+    url: str
+    write_key: str
+
+
 def run_wrk(
     wrk: str,
-    servers: list[Server],
+    servers: Sequence[Target],
     mode: str,
     *,
     cpu: int,
@@ -463,6 +502,13 @@ class ModeResult:
     max_sampled_rss_mb: float
     rss_start_end_mb: tuple[float, float]
     stored: int
+    server: str = "trackway"  # what was measured: trackway, trackway+warehouse, reference
+    group_peak_rss_mb: float = 0.0  # the largest sampled VmRSS of the server + its children
+    # With the warehouse on: its lag when the load stopped, how long it took to catch up
+    # afterwards, and the largest sampled VmRSS of the server + children while it did.
+    warehouse_lag_events: int | None = None
+    catch_up_s: float | None = None
+    catch_up_peak_rss_mb: float | None = None
     verification: list[str] = field(default_factory=list)
     verified: bool = True
 
@@ -517,7 +563,7 @@ def drop_database(url: str, database: str) -> None:
         admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
-def run_mode(mode: str, args: argparse.Namespace, wrk: str) -> ModeResult:
+def run_mode(mode: str, args: argparse.Namespace, wrk: str, warehouse: bool) -> ModeResult:
     batch_size = args.batch_size if mode == "batch" else 1
     connections = args.connections
     parent = Path(args.data_dir) if args.data_dir else Path(tempfile.gettempdir())
@@ -538,7 +584,7 @@ def run_mode(mode: str, args: argparse.Namespace, wrk: str) -> ModeResult:
                     data_dir if n == 0 else tmp / f"data{n + 1}",
                     cpus,
                     args.synchronous,
-                    args.warehouse == "on",
+                    warehouse,
                     database,
                     role,
                     servers[0].write_key if servers else None,
@@ -585,6 +631,7 @@ def run_mode(mode: str, args: argparse.Namespace, wrk: str) -> ModeResult:
             print("    " + summarize_profile(profile_out).replace("\n", "\n    "))
         peak_kb = max(proc_status_kb(s.pid, "VmHWM") for s in servers)
         after = _summed([s.settle() for s in servers])
+        catch_up = wait_for_warehouse(server) if warehouse else None
         for s in servers:
             code = s.stop()
             if code not in (0, -signal.SIGTERM):
@@ -601,17 +648,73 @@ def run_mode(mode: str, args: argparse.Namespace, wrk: str) -> ModeResult:
         elif servers:
             print(f"  kept {data_dir}")
 
+    result = measured(
+        mode,
+        run,
+        batch_size,
+        connections,
+        [s.pid for s in servers],
+        (cpu_before, cpu_after),
+        (ticks_before, ticks_after),
+        samplers,
+        peak_kb,
+        stored=counts["events"] - accepted(before),
+        server="trackway+warehouse" if warehouse else "trackway",
+    )
+    if catch_up is not None:
+        result.warehouse_lag_events, result.catch_up_s, result.catch_up_peak_rss_mb = catch_up
+    verify(result, counts, before, after, batch_size)
+    return result
+
+
+def warehouse_lag(metrics: dict[str, float]) -> int:
+    return int(sum(v for k, v in metrics.items() if k.startswith("trackway_warehouse_lag_events")))
+
+
+def wait_for_warehouse(server: Server, timeout: float = 600) -> tuple[int, float, float]:
+    """The warehouse's lag now, the seconds until it is 0, and the group's peak RSS then."""
+    sampler = RssSampler(server.pid)
+    sampler.start()
+    start = time.monotonic()
+    lag = first = warehouse_lag(server.metrics())
+    while lag:
+        if time.monotonic() - start > timeout:
+            sampler.stop()
+            raise BenchError(f"the warehouse did not catch up within {timeout:.0f} s ({lag} left)")
+        time.sleep(0.5)
+        lag = warehouse_lag(server.metrics())
+    elapsed = time.monotonic() - start
+    sampler.stop()
+    return first, elapsed, max(sampler.group_samples, default=0) / 1024
+
+
+def measured(
+    mode: str,
+    run: WrkRun,
+    batch_size: int,
+    connections: int,
+    pids: list[int],
+    cpu: tuple[list[dict[int, float]], list[dict[int, float]]],
+    ticks: tuple[dict[str, int], dict[str, int]],
+    samplers: list[RssSampler],
+    peak_kb: int,
+    stored: int,
+    server: str,
+) -> ModeResult:
+    """One measured run's figures, from wrk's result and the /proc readings around it."""
     res = run.result
     statuses = {str(k): int(v) for k, v in res["statuses"].items()}
     ok = statuses.pop("200", 0)
     latency = res["latency_us"]
     loop_s = total_s = 0.0
-    for server, start, end in zip(servers, cpu_before, cpu_after, strict=True):
-        loop_s += end.get(server.pid, 0) - start.get(server.pid, 0)
+    for pid, start, end in zip(pids, *cpu, strict=True):
+        loop_s += end.get(pid, 0) - start.get(pid, 0)
         total_s += sum(end.values()) - sum(v for t, v in start.items() if t in end)
     samples = [sample for sampler in samplers for sample in sampler.samples]
+    group = [sample for sampler in samplers for sample in sampler.group_samples]
     first = samplers[0].samples
-    result = ModeResult(
+    ticks_before, ticks_after = ticks
+    return ModeResult(
         mode=mode,
         connections=connections,
         duration_s=res["duration_us"] / 1e6,
@@ -632,10 +735,125 @@ def run_mode(mode: str, args: argparse.Namespace, wrk: str) -> ModeResult:
         wrk_cpu_s=run.cpu_s,
         peak_rss_mb=peak_kb / 1024,
         max_sampled_rss_mb=max(samples, default=0) / 1024,
+        group_peak_rss_mb=max(group, default=0) / 1024,
+        server=server,
         rss_start_end_mb=((first[0] / 1024, first[-1] / 1024) if first else (0, 0)),
-        stored=counts["events"] - accepted(before),
+        stored=stored,
     )
-    verify(result, counts, before, after, batch_size)
+
+
+class ReferenceServer:
+    """bench/reference_ingest.py on granian, pinned like the server (--against reference)."""
+
+    def __init__(self, data_dir: Path, cpus: str) -> None:
+        granian = Path(sys.executable).with_name("granian")
+        if not granian.exists():
+            raise BenchError(
+                "--against reference needs granian: .venv/bin/pip install -e '.[bench]'"
+            )
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self.log = data_dir / "reference.log"
+        self.write_key = secrets.token_hex(8)
+        with socket.socket() as probe:  # a free port: granian does not report port 0
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}"
+        command = [str(granian), "--interface", "rsgi", "--loop", "uvloop", "--workers", "1"]
+        command += ["--port", str(port), "--working-dir", str(BENCH_DIR), "reference_ingest:app"]
+        env = {**os.environ, "REFERENCE_LOG": str(self.log), "REFERENCE_WRITE_KEY": self.write_key}
+        self.proc = subprocess.Popen(
+            ["taskset", "-c", cpus, *command],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=env,
+        )
+        self.supervisor = self.proc.pid
+        deadline = time.monotonic() + 30
+        while not self._answers():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise BenchError(
+                    "the reference app did not start (try it by hand: see its docstring)"
+                )
+            time.sleep(0.1)
+        [self.pid] = descendants(self.supervisor)  # granian's worker serves the requests
+
+    def _answers(self) -> bool:
+        try:
+            with urllib.request.urlopen(self.url + "/v1/batch", timeout=1):
+                return True
+        except urllib.error.HTTPError:
+            return True  # 405 for a GET: it is serving
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+    def stored_requests(self) -> int:
+        with open(self.log, "rb") as f:
+            return sum(1 for _ in f)
+
+
+def run_reference(mode: str, args: argparse.Namespace, wrk: str) -> ModeResult:
+    """The same load against the reference app, measured the same way."""
+    batch_size = args.batch_size if mode == "batch" else 1
+    parent = Path(args.data_dir) if args.data_dir else Path(tempfile.gettempdir())
+    tmp = Path(tempfile.mkdtemp(prefix=f"trackway-bench-reference-{mode}-", dir=parent))
+    server = ReferenceServer(tmp, args.server_cpus or str(args.server_cpu))
+    try:
+        print(f"  reference pid {server.pid} (granian worker), {server.url}, log in {server.log}")
+        common: dict[str, Any] = dict(
+            cpu=args.load_cpu,
+            connections=args.connections,
+            threads=args.threads,
+            batch_size=batch_size,
+            timeout_s=args.timeout,
+        )
+        targets = [server]  # run_wrk reads url and write_key only
+        if args.warmup > 0:
+            run_wrk(wrk, targets, mode, duration=args.warmup, nonce="w", **common)
+        warm = server.stored_requests()
+        cpu_before = thread_cpu_s(server.pid)
+        ticks_before = cpu_ticks(args.server_cpu)
+        sampler = RssSampler(server.supervisor)
+        sampler.start()
+        run = run_wrk(wrk, targets, mode, duration=args.duration, nonce="m", **common)
+        sampler.stop()
+        cpu_after = thread_cpu_s(server.pid)
+        ticks_after = cpu_ticks(args.server_cpu)
+        peak_kb = proc_status_kb(server.pid, "VmHWM")
+        server.stop()
+        stored = (server.stored_requests() - warm) * batch_size
+    finally:
+        if server.proc.poll() is None:
+            server.proc.kill()
+        shutil.rmtree(tmp, ignore_errors=True)
+    result = measured(
+        mode,
+        run,
+        batch_size,
+        args.connections,
+        [server.pid],
+        ([cpu_before], [cpu_after]),
+        (ticks_before, ticks_after),
+        [sampler],
+        peak_kb,
+        stored=stored,
+        server="reference",
+    )
+    missing = result.events_ok - stored
+    result.verified = missing <= 0
+    result.verification.append(
+        f"FAIL: {missing} acknowledged events are missing from the reference's file"
+        if missing > 0
+        else f"OK: all {result.events_ok:,} acknowledged events are in the reference's file"
+    )
     return result
 
 
@@ -734,8 +952,18 @@ def report(r: ModeResult) -> list[tuple[str, bool]]:
         f" {r.max_sampled_rss_mb:.0f} MB; VmRSS {r.rss_start_end_mb[0]:.0f} MB at the start"
         f" of the measured run, {r.rss_start_end_mb[1]:.0f} MB at its end)"
     )
+    if r.group_peak_rss_mb:
+        print(f"  server + children   peak sampled VmRSS {r.group_peak_rss_mb:.0f} MB")
+    if r.catch_up_s is not None:
+        print(
+            f"  warehouse           {r.warehouse_lag_events:,} events behind when the load"
+            f" stopped, caught up {r.catch_up_s:.1f} s later (server + children peak sampled"
+            f" VmRSS meanwhile {r.catch_up_peak_rss_mb:.0f} MB)"
+        )
     for note in r.verification:
         print(f"  {note}")
+    if r.server == "reference":
+        return [(f"{r.mode}: reference stored == acknowledged", r.verified)]
     checks = [
         (f"{r.mode}: peak RSS <= {TARGET_PEAK_RSS_MB} MB", r.peak_rss_mb <= TARGET_PEAK_RSS_MB)
     ]
@@ -756,6 +984,49 @@ def report(r: ModeResult) -> list[tuple[str, bool]]:
             ),
         )
     checks.append((f"{r.mode}: stored == acknowledged", r.verified))
+    return checks
+
+
+# The targets of issue 16, as shares of the reference (or of the ingest-only server)
+TARGET_SHARE = {"batch": 0.6, "single": 0.35}
+TARGET_WAREHOUSE_SHARE = 0.8
+TARGET_GROUP_RSS_MB = 250
+
+
+def compare(runs: dict[str, ModeResult]) -> list[tuple[str, bool]]:
+    """The ratios between one mode's runs (trackway, trackway+warehouse, reference)."""
+    checks: list[tuple[str, bool]] = []
+    mode = next(iter(runs.values())).mode
+    rate = "events_per_s" if mode == "batch" else "requests_per_s"
+    reference = runs.get("reference")
+    api, full = runs.get("trackway"), runs.get("trackway+warehouse")
+    for label, run in (("trackway", api), ("trackway+warehouse", full)):
+        if reference is not None and run is not None:
+            share = getattr(run, rate) / getattr(reference, rate)
+            print(f"  {label} / reference: {share:.2f} ({rate.replace('_per_s', '/s')})")
+            if label == "trackway":
+                checks.append(
+                    (
+                        f"{mode}: trackway >= {TARGET_SHARE[mode]} x reference",
+                        share >= TARGET_SHARE[mode],
+                    )
+                )
+    if api is not None and full is not None:
+        share = getattr(full, rate) / getattr(api, rate)
+        print(f"  trackway+warehouse / trackway: {share:.2f}")
+        checks.append(
+            (
+                f"{mode}: with the warehouse >= {TARGET_WAREHOUSE_SHARE} x without",
+                share >= TARGET_WAREHOUSE_SHARE,
+            )
+        )
+        checks.append(
+            (
+                f"{mode}: with the warehouse, peak RSS of server + children"
+                f" <= {TARGET_GROUP_RSS_MB} MB",
+                full.group_peak_rss_mb <= TARGET_GROUP_RSS_MB,
+            )
+        )
     return checks
 
 
@@ -810,10 +1081,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument(
         "--warehouse",
-        choices=["off", "on"],
+        choices=["off", "on", "both"],
         default="off",
         help="off (default): measure ingestion alone; on: with the built-in warehouse's"
-        " loader running in the same process (on the same core)",
+        " loader running too (on the same core); both: one run each, and their ratio",
+    )
+    p.add_argument(
+        "--against",
+        choices=["none", "reference"],
+        default="none",
+        help="reference: also run bench/reference_ingest.py (granian + msgspec + group"
+        " fdatasync, the machine's limit) under the same load and report the ratios",
     )
     p.add_argument(
         "--database",
@@ -849,11 +1127,22 @@ def main(argv: list[str] | None = None) -> int:
         )
         results: list[ModeResult] = []
         checks: list[tuple[str, bool]] = []
+        warehouse = {"off": [False], "on": [True], "both": [False, True]}[args.warehouse]
         for mode in modes:
-            print(f"\n== {mode} ==")
-            result = run_mode(mode, args, wrk)
-            results.append(result)
-            checks += report(result)
+            runs: dict[str, ModeResult] = {}
+            for on in warehouse:
+                print(f"\n== {mode}: trackway{' with the warehouse' if on else ''} ==")
+                runs["trackway+warehouse" if on else "trackway"] = run_mode(mode, args, wrk, on)
+            if args.against == "reference":
+                print(f"\n== {mode}: reference ==")
+                runs["reference"] = run_reference(mode, args, wrk)
+            for run in runs.values():
+                print(f"\n-- {mode}: {run.server} --")
+                checks += report(run)
+            if len(runs) > 1:
+                print(f"\n-- {mode}: ratios --")
+                checks += compare(runs)
+            results += runs.values()
     except BenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
