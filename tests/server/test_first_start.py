@@ -3,6 +3,7 @@ start that then serves."""
 
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -43,3 +44,34 @@ def test_a_start_on_a_port_in_use_fails_before_creating_the_admin_token(
         assert r.status_code == 200, r.text
     finally:
         started.stop()
+
+
+# A start-up step that fails once the port is bound: uvicorn logs it and exits with its
+# start-up failure status (3), never 0, and nothing is said to be ready.
+FAILING_START = """
+import sys
+from trackway.cli import main
+from trackway.warehouse.loader import Loaders
+
+def start(self):
+    raise OSError("the loader cannot start")
+
+Loaders.start = start
+sys.argv = ["trackway", *sys.argv[1:]]
+main()
+"""
+
+
+def test_a_start_that_fails_after_binding_exits_with_an_error(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", FAILING_START, "serve", "--port", "0", "--data-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "TRACKWAY_ADMIN_TOKEN": "t" * 24},
+    )
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert "OSError: the loader cannot start" in done.stderr
+    assert done.stderr.strip().endswith("Application startup failed. Exiting.")
+    assert "Ready." not in done.stdout
+    assert "Trackway stopped" not in done.stdout

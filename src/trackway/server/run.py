@@ -8,6 +8,7 @@ lease shared with every other worker process) or `all` (both).
 import gc
 import signal
 import socket
+import threading
 from types import FrameType
 
 import click
@@ -30,6 +31,7 @@ from trackway.storage.sqlite.leases import SQLiteLeases
 from trackway.storage.sqlite.log import SQLiteEventLog
 from trackway.storage.sqlite.state import SQLiteStateStore
 from trackway.warehouse.loader import Loaders
+from trackway.warehouse.yielding import IngestPressure
 from trackway.workspace.keys import new_admin_token, token_hash
 
 DEFAULT_SOURCE = "default"
@@ -113,7 +115,11 @@ def serve(settings: Settings) -> None:
     collectors: list[Collector] = []
     if leases is not None:
         deliveries = Deliveries(settings, log, store, leases=leases)
-        loaders = Loaders(settings.data_dir, log, store, leases)
+        # This thread serves the tracking API (uvicorn runs here): the loaders give way
+        # to it while it needs the CPU. A worker process serves no ingestion.
+        api = settings.role != "worker"
+        busy = IngestPressure(threading.current_thread()).busy if api else None
+        loaders = Loaders(settings.data_dir, log, store, leases, busy)
         syncs = SchedulerThread(
             settings.data_dir, store, f"http://{_loopback(settings.host)}:{port}", leases=leases
         )

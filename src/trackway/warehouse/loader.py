@@ -23,6 +23,7 @@ from trackway.warehouse.metrics import WarehouseMetrics
 from trackway.warehouse.naming import source_schemas
 from trackway.warehouse.plan import LoadPlan, Planner
 from trackway.warehouse.planning import Job, PlanningProcess, log_location, read_plan
+from trackway.warehouse.yielding import Yielder
 
 logger = logging.getLogger("trackway.warehouse")
 
@@ -167,7 +168,8 @@ class LoaderThread:
     `interval_s` has passed since the last load. When the warehouse fails (down,
     unreachable, locked) it retries with exponential backoff; ingestion never waits.
     `on_load` is called with each micro-batch loaded, `on_failure` after each failed
-    attempt.
+    attempt. With `busy` (the server's `IngestPressure.busy`), it gives way to
+    ingestion after each micro-batch (yielding.py).
     """
 
     def __init__(
@@ -177,6 +179,7 @@ class LoaderThread:
         backoff_max_s: float = _BACKOFF_MAX_S,
         on_load: Callable[[LoadResult], None] | None = None,
         on_failure: Callable[[], None] | None = None,
+        busy: Callable[[], bool] | None = None,
     ) -> None:
         self.loader = loader
         self.poll_s = poll_s
@@ -186,6 +189,8 @@ class LoaderThread:
         self.failures = 0
         """Failed attempts in a row (0 once one succeeds)."""
         self._stop = threading.Event()
+        self.yielder = Yielder(busy, self._stop) if busy is not None else None
+        self._batch_started = 0.0
         self._thread = threading.Thread(
             target=self._run, name=f"trackway-warehouse-{loader.spec.name}", daemon=True
         )
@@ -207,6 +212,13 @@ class LoaderThread:
         if self._thread.is_alive():
             self._thread.join(timeout)
 
+    def _loaded(self, result: LoadResult) -> None:
+        if self.on_load is not None:
+            self.on_load(result)
+        if self.yielder is not None:
+            self.yielder.after(time.monotonic() - self._batch_started)
+            self._batch_started = time.monotonic()
+
     def _run(self) -> None:
         spec = self.loader.spec
         last_load = 0.0
@@ -221,12 +233,13 @@ class LoaderThread:
                 if not due:
                     self.loader.log.wait_for(head, self.poll_s)
                     continue
+                self._batch_started = time.monotonic()
                 if waiting >= 2 * spec.batch_size:
-                    self.loader.catch_up(end=head, on_batch=self.on_load, cancel=self._stop)
+                    self.loader.catch_up(end=head, on_batch=self._loaded, cancel=self._stop)
                 else:
                     result = self.loader.run_once()
-                    if result is not None and self.on_load is not None:
-                        self.on_load(result)
+                    if result is not None:
+                        self._loaded(result)
             except Exception as exc:
                 self.failures += 1
                 if self.on_failure is not None:
@@ -248,12 +261,19 @@ class Loaders:
     About once a second it re-reads the warehouse specs, starts loaders for warehouses
     that appeared or changed and stops those removed or disabled. With `leases` (shared
     by every worker process) a warehouse is loaded only by the process holding its lease.
+    `busy` is handed to each loader (`LoaderThread`).
     """
 
     def __init__(
-        self, data_dir: Path, log: EventLog, store: StateStore, leases: Leases | None = None
+        self,
+        data_dir: Path,
+        log: EventLog,
+        store: StateStore,
+        leases: Leases | None = None,
+        busy: Callable[[], bool] | None = None,
     ) -> None:
         self.data_dir = data_dir
+        self.busy = busy
         self.log = log
         self.store = store
         self.leases = LeaseHolder(leases, self._lost)
@@ -285,6 +305,7 @@ class Loaders:
                     loader,
                     on_load=functools.partial(self.metrics.loaded, name),
                     on_failure=functools.partial(self.metrics.failed, name),
+                    busy=self.busy,
                 )
                 thread.start()
                 self.running[name] = (spec, thread)
