@@ -77,20 +77,6 @@ def accepted(server: Server) -> float:
     return next((float(x.split()[-1]) for x in text.splitlines() if x.startswith(line)), 0.0)
 
 
-def warehouse_counts(server: Server) -> list[int]:
-    """[rows, distinct ids] of the warehouse's `tracks` table (empty before any load)."""
-    r = httpx.post(
-        f"{server.url}/api/v1/sql",
-        headers={"authorization": f"Bearer {server.admin_token}"},
-        json={"sql": "SELECT count(*), count(DISTINCT id) FROM tracks"},
-        timeout=30,
-    )
-    if r.status_code != 200:
-        return []
-    [row] = r.json()["rows"]
-    return [int(v) for v in row]
-
-
 def test_sigstop_sigcont_under_load_stores_each_event_once(
     tmp_path: Path, storage: tuple[str, ...]
 ) -> None:
@@ -123,10 +109,8 @@ def test_sigstop_sigcont_under_load_stores_each_event_once(
         assert accepted(server) == len(senders.queued)
 
         total = len(senders.queued)
-        assert until(lambda: warehouse_counts(server), [total, total], seconds=60) == [
-            total,
-            total,
-        ]
+        counts = "SELECT count(*), count(DISTINCT id) FROM tracks"
+        assert until(lambda: server.sql(counts), [[total, total]], seconds=60) == [[total, total]]
         assert server.process.poll() is None
     finally:
         server.stop()
