@@ -27,7 +27,7 @@ from starlette.types import ASGIApp
 
 from trackway import codec
 from trackway.flags.environments import Environment
-from trackway.flags.evaluate import Evaluation, User, evaluate
+from trackway.flags.evaluate import Evaluation, User
 from trackway.flags.serve import FlagCache
 
 MAX_BODY_BYTES = 64 * 1024
@@ -61,7 +61,7 @@ def ofrep_app(cache: FlagCache, on_evaluated: OnEvaluated | None = None) -> ASGI
             return JSONResponse(
                 {"key": key, "errorCode": "FLAG_NOT_FOUND", "errorDetails": details}, 404
             )
-        result = evaluate(env.config, key, user)
+        result = cache.evaluator(env).evaluate(key, user)
         if on_evaluated is not None:
             await on_evaluated(env, result, user)
         item = _item(result, setting)
@@ -79,8 +79,15 @@ def ofrep_app(cache: FlagCache, on_evaluated: OnEvaluated | None = None) -> ASGI
         etag = f'"{digest[:32]}"'
         if request.headers.get("if-none-match") == etag:
             return Response(status_code=304, headers={"ETag": etag})
+        settings = env.settings
         flags = [
-            _item(evaluate(env.config, key, user), setting) for key, setting in env.settings.items()
+            _item(
+                Evaluation(key, None, None, error=outcome)
+                if isinstance(outcome, str)
+                else Evaluation(key, *outcome),
+                settings[key],
+            )
+            for key, outcome in cache.evaluator(env).evaluate_all(user)
         ]
         return Response(
             codec.dumps({"flags": flags}), media_type="application/json", headers={"ETag": etag}

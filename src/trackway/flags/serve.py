@@ -15,6 +15,7 @@ from urllib.parse import parse_qsl
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from trackway.flags import environments as envs
+from trackway.flags.evaluate import Evaluator
 from trackway.storage.base import StateStore
 
 _SUFFIX = "/config_v6.json"
@@ -24,13 +25,15 @@ _MISS_RELOAD_INTERVAL_S = 1.0
 
 
 class FlagCache:
-    """SDK key → stored environment, and the served bytes per (key, base URL)."""
+    """SDK key → stored environment, its prepared evaluator, and the served bytes per
+    (key, base URL)."""
 
     def __init__(self, store: StateStore) -> None:
         self._store = store
         self._envs: dict[str, envs.Environment] = {}
         self._bodies: dict[tuple[str, str], tuple[bytes, str]] = {}
         self._versions: dict[str, str] = {}
+        self._evaluators: dict[str, Evaluator] = {}
         self._last_miss_reload = 0.0
         self.reload()
 
@@ -38,6 +41,7 @@ class FlagCache:
         self._envs = {env.sdk_key: env for env in envs.environments(self._store)}
         self._bodies = {}
         self._versions = {}
+        self._evaluators = {}
 
     def environment(self, sdk_key: str) -> envs.Environment | None:
         """The environment served at `sdk_key`; None: unknown (after one fresh look)."""
@@ -57,6 +61,13 @@ class FlagCache:
         if known is None:
             raw = json.dumps(env.config, sort_keys=True, ensure_ascii=False).encode()
             known = self._versions[env.sdk_key] = hashlib.sha256(raw).hexdigest()[:32]
+        return known
+
+    def evaluator(self, env: envs.Environment) -> Evaluator:
+        """The environment's config prepared for evaluation (until the next reload)."""
+        known = self._evaluators.get(env.sdk_key)
+        if known is None:
+            known = self._evaluators[env.sdk_key] = Evaluator(env.config)
         return known
 
     def body(self, sdk_key: str, base_url: str) -> tuple[bytes, str] | None:
