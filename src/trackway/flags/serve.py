@@ -15,6 +15,7 @@ from urllib.parse import parse_qsl
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from trackway.flags import environments as envs
+from trackway.flags.asgi import JSON, Headers, answer, error
 from trackway.flags.evaluate import Evaluator
 from trackway.storage.base import StateStore
 
@@ -89,11 +90,7 @@ class FlagCache:
 
 
 def flags_app(cache: FlagCache) -> ASGIApp:
-    """The ASGI app mounted at `/configuration-files`.
-
-    A bare ASGI callable rather than a Starlette router with its CORS middleware: every
-    SDK polls this, and the router, middleware, Request and Response objects cost about
-    as much CPU as the whole answer (bench/RESULTS.md, 2026-12-07)."""
+    """The ASGI app mounted at `/configuration-files` (a bare callable: `flags.asgi`)."""
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         method = scope["method"]
@@ -101,23 +98,23 @@ def flags_app(cache: FlagCache) -> ASGIApp:
             await _answer(send, 204, _PREFLIGHT)
             return
         if method not in ("GET", "HEAD"):
-            body = _error("method_not_allowed", "only GET is served here")
-            await _answer(send, 405, [*_JSON, (b"allow", b"GET, HEAD, OPTIONS")], body)
+            body = error("method_not_allowed", "only GET is served here")
+            await _answer(send, 405, [*JSON, (b"allow", b"GET, HEAD, OPTIONS")], body)
             return
         path: str = scope["path"]
         root: str = scope.get("root_path", "")
         if root and path.startswith(root):
             path = path[len(root) :]
         if not path.endswith(_SUFFIX):
-            body = _error("unknown_sdk_key", "only <sdkKey>/config_v6.json is served here")
-            await _answer(send, 404, _JSON, body)
+            body = error("unknown_sdk_key", "only <sdkKey>/config_v6.json is served here")
+            await _answer(send, 404, JSON, body)
             return
         sdk_key = path[1 : -len(_SUFFIX)]
         headers = dict(scope["headers"])
         served = cache.body(sdk_key, _base_url(scope, headers))
         if served is None:
-            body = _error("unknown_sdk_key", f"no flag environment has the SDK key '{sdk_key}'")
-            await _answer(send, 404, _JSON, body)
+            body = error("unknown_sdk_key", f"no flag environment has the SDK key '{sdk_key}'")
+            await _answer(send, 404, JSON, body)
             return
         content, etag = served
         raw_etag = etag.encode()
@@ -126,7 +123,7 @@ def flags_app(cache: FlagCache) -> ASGIApp:
         if given == raw_etag:
             await _answer(send, 304, answer)
         else:
-            await _answer(send, 200, [*answer, *_JSON], b"" if method == "HEAD" else content)
+            await _answer(send, 200, [*answer, *JSON], b"" if method == "HEAD" else content)
 
     return app
 
@@ -143,17 +140,10 @@ _PREFLIGHT = [
     (b"access-control-max-age", b"600"),
 ]
 _REVALIDATE = [(b"cache-control", b"max-age=0, must-revalidate")]
-_JSON = [(b"content-type", b"application/json")]
 
 
-async def _answer(
-    send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes = b""
-) -> None:
-    headers = [*headers, *_CORS]
-    if status != 304 and status != 204:
-        headers.append((b"content-length", str(len(body)).encode()))
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+async def _answer(send: Send, status: int, headers: Headers, body: bytes = b"") -> None:
+    await answer(send, status, [*headers, *_CORS], body)
 
 
 def _base_url(scope: Scope, headers: dict[bytes, bytes]) -> str:
@@ -175,7 +165,3 @@ def _ccetag(query: bytes) -> bytes | None:
         if name == "ccetag":
             return value.encode("latin-1")
     return None
-
-
-def _error(code: str, message: str) -> bytes:
-    return json.dumps({"code": code, "message": message}).encode()
