@@ -58,3 +58,15 @@ def backend_server(
     finally:
         with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
             admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def storage(request: pytest.FixtureRequest) -> tuple[str, ...]:
+    """The extra `serve` (and CLI) arguments of each storage backend in turn: none for
+    the SQLite files of the data directory, `--database URL` for a fresh (or emptied) PostgreSQL
+    database.
+
+    Needs a `pg_url` fixture where it is used (tests/server and tests/warehouse have one)."""
+    if request.param == "postgres":
+        return ("--database", request.getfixturevalue("pg_url"))
+    return ()

@@ -75,6 +75,18 @@ class Server:
         result: list[dict[str, Any]] = codec.loads(out)
         return result
 
+    def sql(self, query: str) -> list[list[Any]] | None:
+        """The rows of a query on the warehouse `default` (admin API); None while it
+        cannot answer (nothing loaded yet, the file busy)."""
+        r = httpx.post(
+            f"{self.url}/api/v1/sql",
+            headers={"authorization": f"Bearer {self.admin_token}"},
+            json={"sql": query},
+            timeout=30,
+        )
+        rows: list[list[Any]] | None = r.json()["rows"] if r.status_code == 200 else None
+        return rows
+
     def stop(self, sig: int = signal.SIGTERM) -> int:
         if self.process.poll() is None:
             self.process.send_signal(sig)
@@ -149,9 +161,12 @@ def until(fn: Callable[[], Any], want: Any, seconds: float = 10) -> Any:
     return got
 
 
-def cli_on_terminal(*args: str, data_dir: Path, columns: int) -> str:
-    """Run the `trackway` command with its stdout on a terminal (a pseudo-terminal
-    `columns` wide); returns what it printed there (raises on failure)."""
+def on_terminal(
+    *args: str, data_dir: Path, columns: int, env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[bytes], int]:
+    """Start the `trackway` command with its stdout on a pseudo-terminal `columns` wide;
+    returns the process and the terminal's other end, to read what it prints (EIO once
+    the command has ended and closed it; close it after)."""
     import fcntl
     import pty
     import struct
@@ -159,17 +174,24 @@ def cli_on_terminal(*args: str, data_dir: Path, columns: int) -> str:
 
     leader, follower = pty.openpty()
     fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
-    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    environ = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
     try:
-        done = subprocess.Popen(
+        process = subprocess.Popen(
             [*TRACKWAY, *args, "--data-dir", str(data_dir)],
             stdin=subprocess.DEVNULL,
             stdout=follower,
             stderr=subprocess.PIPE,
-            env=env,
+            env={**environ, **(env or {})},
         )
     finally:
         os.close(follower)
+    return process, leader
+
+
+def cli_on_terminal(*args: str, data_dir: Path, columns: int) -> str:
+    """Run the `trackway` command with its stdout on a terminal (a pseudo-terminal
+    `columns` wide); returns what it printed there (raises on failure)."""
+    done, leader = on_terminal(*args, data_dir=data_dir, columns=columns)
     out = b""
     while True:
         try:

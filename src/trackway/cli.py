@@ -158,7 +158,7 @@ def main() -> None:
     callback=_duration,
     envvar="TRACKWAY_BODY_TIMEOUT",
     show_default=True,
-    help="A request's body must arrive within this of its headers (else it is cut off).",
+    help="A request's body must arrive within this of its headers (else the connection is closed).",
 )
 @click.option(
     "--max-connections",

@@ -8,6 +8,7 @@ from typing import Any
 import msgspec
 import pytest
 
+from tests.experiments.support import exposure, iso
 from tests.warehouse.conftest import pg_url, warehouse  # noqa: F401 (fixtures)
 from tests.warehouse.support import SCHEMA, body, load, track
 from trackway.experiments.results import compute, series
@@ -15,18 +16,6 @@ from trackway.experiments.spec import ExperimentSpec, validate
 from trackway.warehouse.base import Warehouse
 
 START = datetime(2026, 11, 1, tzinfo=UTC)
-
-
-def _iso(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _exposure(user: str, value: Any, at: datetime, spelling: str = "segment") -> dict[str, Any]:
-    if spelling == "segment":
-        props = {"feature_flag_key": "newCheckout", "value": value, "variation_id": None}
-        return track("Feature Flag Evaluated", props, userId=user, timestamp=_iso(at))
-    props = {"featureFlagKey": "newCheckout", "value": value, "variationId": None}
-    return track("featureFlagEvaluated", props, userId=user, timestamp=_iso(at))
 
 
 def _spec(**extra: Any) -> ExperimentSpec:
@@ -63,15 +52,15 @@ def _simulate(seed: int, users: int) -> tuple[list[dict[str, Any]], dict[str, li
         user = f"u{i}"
         arm = rng.random() < 0.5
         first = START + timedelta(minutes=i)
-        events.append(_exposure(user, arm, first, "segment" if i % 2 else "source"))
-        events.append(_exposure(user, arm, first + timedelta(hours=1)))
+        events.append(exposure(user, arm, first, "segment" if i % 2 else "source"))
+        events.append(exposure(user, arm, first + timedelta(hours=1)))
         # An order before exposure counts for CUPED only; one after the window not at all.
         events.append(
             track(
                 "Order Completed",
                 {"revenue": 5},
                 userId=user,
-                timestamp=_iso(first - timedelta(days=2)),
+                timestamp=iso(first - timedelta(days=2)),
             )
         )
         events.append(
@@ -79,7 +68,7 @@ def _simulate(seed: int, users: int) -> tuple[list[dict[str, Any]], dict[str, li
                 "Order Completed",
                 {"revenue": 7},
                 userId=user,
-                timestamp=_iso(first + timedelta(hours=80)),
+                timestamp=iso(first + timedelta(hours=80)),
             )
         )
         total = 0.0
@@ -90,7 +79,7 @@ def _simulate(seed: int, users: int) -> tuple[list[dict[str, Any]], dict[str, li
                     "Order Completed",
                     {"revenue": total},
                     userId=user,
-                    timestamp=_iso(first + timedelta(hours=2)),
+                    timestamp=iso(first + timedelta(hours=2)),
                 )
             )
         events.append(
@@ -99,17 +88,17 @@ def _simulate(seed: int, users: int) -> tuple[list[dict[str, Any]], dict[str, li
                 name="Checkout",
                 properties={},
                 userId=user,
-                timestamp=_iso(first + timedelta(minutes=5)),
+                timestamp=iso(first + timedelta(minutes=5)),
             )
         )
         revenue["new" if arm else "control"].append(total)
     # One unit saw both variations: excluded, and counted.
-    events.append(_exposure("both", False, START))
-    events.append(_exposure("both", True, START + timedelta(minutes=1)))
+    events.append(exposure("both", False, START))
+    events.append(exposure("both", True, START + timedelta(minutes=1)))
     return events, revenue
 
 
-def test_results_sum_the_window_after_first_exposure(warehouse: Warehouse) -> None:  # noqa: F811
+def test_results_sum_the_window_after_firstexposure(warehouse: Warehouse) -> None:  # noqa: F811
     events, revenue = _simulate(seed=7, users=400)
     load(warehouse, events)
     results = compute(_spec(), warehouse, SCHEMA, as_of=START + timedelta(days=30))
@@ -141,7 +130,7 @@ def test_as_of_and_an_unknown_event_give_no_conversions(warehouse: Warehouse) ->
 
 
 def test_an_unbalanced_split_raises_srm(warehouse: Warehouse) -> None:  # noqa: F811
-    events = [_exposure(f"u{i}", i < 2250, START + timedelta(seconds=i)) for i in range(5000)]
+    events = [exposure(f"u{i}", i < 2250, START + timedelta(seconds=i)) for i in range(5000)]
     load(warehouse, events)
     results = compute(_spec(), warehouse, SCHEMA, as_of=START + timedelta(days=1))
     assert results.units == {"control": 2750, "new": 2250}  # 55/45 against 50/50
@@ -149,8 +138,8 @@ def test_an_unbalanced_split_raises_srm(warehouse: Warehouse) -> None:  # noqa: 
 
 
 def test_series_is_cumulative_per_day(warehouse: Warehouse) -> None:  # noqa: F811
-    events = [_exposure("a", False, START), _exposure("b", True, START + timedelta(days=1))]
-    later = _iso(START + timedelta(days=2))
+    events = [exposure("a", False, START), exposure("b", True, START + timedelta(days=1))]
+    later = iso(START + timedelta(days=2))
     events.append(track("Order Completed", {}, userId="a", timestamp=later))
     load(warehouse, events)
     spec = _spec(goals=[{"event": "Order Completed", "window": "7d"}], guardrails=[])

@@ -1,13 +1,18 @@
-"""kill -9 in the middle of a run: the next run delivers every change, none twice beyond dedup."""
+"""kill -9 in the middle of a run (of `trackway syncs run`, of the server running a
+scheduled sync): the next run delivers every change, and re-sends, under the same
+messageIds, only the batches that were in flight."""
 
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,7 +20,8 @@ import pytest
 
 from tests.reverse_etl.conftest import Env, model, track
 from tests.reverse_etl.engines import Engine
-from tests.support import until
+from tests.reverse_etl.fake_segment import fake_segment
+from tests.support import cli, start_server, until
 from trackway import codec
 from trackway.reverse_etl.deliver import IN_FLIGHT
 from trackway.reverse_etl.errors import SyncBusy
@@ -33,14 +39,16 @@ class Proxy:
     """Events per request stored upstream but held unanswered."""
     all_held: threading.Event = field(default_factory=threading.Event)
     """Set when as many requests are held as a run keeps in flight."""
+    release: threading.Event = field(default_factory=threading.Event)
+    """Once set, the held requests end unanswered and later ones are answered."""
 
 
 @contextmanager
 def holding_proxy(upstream: str) -> Iterator[Proxy]:
     """Forwards requests to `upstream`; from the HELD_FROM-th on, each is forwarded (so
-    the server stores it) but never answered, like a connection cut after the commit."""
+    the server stores it) but never answered, like a connection cut after the commit,
+    until `release` is set."""
     proxy = Proxy()
-    release = threading.Event()
     count = 0
     lock = threading.Lock()
 
@@ -54,12 +62,12 @@ def holding_proxy(upstream: str) -> Iterator[Proxy]:
             headers = {k: self.headers[k] for k in ("Authorization", "Content-Type")}
             answer = httpx.post(upstream + self.path, content=body, headers=headers, timeout=30)
             events = len(codec.loads(body)["batch"])
-            if number >= HELD_FROM:
+            if number >= HELD_FROM and not proxy.release.is_set():
                 with lock:
                     proxy.held.append(events)
                     if len(proxy.held) == IN_FLIGHT:
                         proxy.all_held.set()
-                release.wait(60)
+                proxy.release.wait(60)
                 return
             proxy.answered.append(events)
             self.send_response(answer.status_code)
@@ -83,7 +91,7 @@ def holding_proxy(upstream: str) -> Iterator[Proxy]:
         proxy.url = f"http://127.0.0.1:{server.server_address[1]}"
         yield proxy
     finally:
-        release.set()
+        proxy.release.set()
         server.shutdown()
         server.server_close()
         thread.join()
@@ -154,3 +162,95 @@ def test_kill_9_mid_run_then_rerun_delivers_everything_once(env: Env, duck: Engi
         log.close()
     ours = [r for r in copies if str(r.event.get("userId")).startswith(env.tag)]
     assert len(ours) == sum(proxy.held) > 0
+
+
+SERVED = "served"
+WANT = ["succeeded", "failed"]
+
+
+def _runs(data: Path, storage: tuple[str, ...]) -> list[dict[str, Any]]:
+    """The sync's run history, newest first (`syncs runs --json`)."""
+    runs: list[dict[str, Any]] = codec.loads(
+        cli("syncs", "runs", SERVED, "--json", *storage, data_dir=data)
+    )
+    return runs
+
+
+@pytest.mark.slow
+def test_kill_9_of_the_server_mid_scheduled_run_to_a_sink_resends_only_what_was_in_flight(
+    tmp_path: Path, storage: tuple[str, ...]
+) -> None:
+    crm = tmp_path / "crm.sqlite"
+    with sqlite3.connect(crm) as db:
+        db.execute("CREATE TABLE users(id INTEGER, uid TEXT, plan TEXT)")
+        db.executemany(
+            "INSERT INTO users VALUES (?, ?, 'free')", [(i, f"u-{i}") for i in range(ROWS)]
+        )
+    db.close()
+    data = tmp_path / "data"
+    # A dead server's lease on the schedule expires in 2 s, so the next one takes over.
+    env = {"TRACKWAY_LEASE_TTL": "2"}
+    with fake_segment() as sink, holding_proxy(sink.url) as proxy:
+        workspace = tmp_path / "workspace.yaml"
+        workspace.write_text(
+            f"""version: 1
+sources:
+  - name: default
+models:
+  - name: users
+    connection: {{type: sqlite, path: crm.sqlite}}
+    query: SELECT id, uid, plan FROM users
+    primary_key: id
+syncs:
+  - name: {SERVED}
+    model: users
+    type: track
+    events: {{added: User Added}}
+    user_id: uid
+    mapping: {{plan: plan}}
+    send_initial: true
+    schedule: {{interval: 1s}}
+    target: {{type: segment, write_key: sink-key, data_plane: "{proxy.url}"}}
+"""
+        )
+        cli("apply", str(workspace), *storage, data_dir=data)
+        server = start_server(data, *storage, env=env)
+        try:
+            # The scheduled run waits for the answers to requests 3 and 4: kill it there.
+            assert proxy.all_held.wait(60), "the run never had its batches in flight"
+        finally:
+            server.stop(signal.SIGKILL)
+        [killed] = _runs(data, storage)
+        assert killed["status"] == "running"
+        proxy.release.set()  # from now on the sink answers
+
+        server = start_server(data, *storage, env=env)
+        try:
+            runs = until(
+                lambda: [r["status"] for r in _runs(data, storage)][-2:],
+                ["succeeded", "failed"],
+                60,
+            )
+            assert runs == ["succeeded", "failed"]
+        finally:
+            server.stop()
+        [*_, finished, interrupted] = _runs(data, storage)
+        assert interrupted["error"].startswith("interrupted")
+        acknowledged = sum(proxy.answered[: HELD_FROM - 1])
+        assert finished["added"] == finished["sent"] == ROWS - acknowledged
+
+    received = Counter(e["messageId"] for e in sink.events())
+    users = {e["userId"]: e["messageId"] for e in sink.events()}
+    # Every row reached the sink, each user under one messageId ...
+    assert sorted(users) == sorted(f"u-{i}" for i in range(ROWS))
+    assert len(received) == ROWS
+    # ... and only the batches in flight when the server died were sent twice.
+    held = [
+        e["messageId"]
+        for r in sink.requests[HELD_FROM - 1 : HELD_FROM - 1 + IN_FLIGHT]
+        for e in r.body["batch"]
+    ]
+    assert len(held) == sum(proxy.held)
+    twice = {m for m, n in received.items() if n > 1}
+    assert twice == set(held)
+    assert max(received.values()) == 2
