@@ -47,6 +47,7 @@ _SEMANTIC = frozenset(
         "/api/v1/sql",
         "/api/v1/destinations/{name}/replay",
         "/api/v1/experiments/{name}/results",
+        "/api/v1/experiments/{name}/timeline",
         "/api/v1/goals",
     )
 )

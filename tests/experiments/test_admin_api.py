@@ -54,6 +54,15 @@ def test_each_answer_is_the_cli_json(workspace: Workspace) -> None:
         assert results.json() == _cli(workspace, "results", "checkout", "--as-of", AS_OF)
         assert results.json()["units"] == {"control": 100, "new": 100}
         assert results.json()["metrics"][0]["sums"] == [20, 50]
+        timeline = api.get("experiments/checkout/timeline", params={"as_of": AS_OF})
+        assert timeline.status_code == 200
+        assert timeline.json() == results.json()["timeline"]
+        assert timeline.json()["bucket"] == "day"  # nine days from the start
+        last = [p for p in timeline.json()["points"] if p["at"] == "2026-11-01T00:00:00Z"]
+        assert [(p["variation"], p["units"], p["conversions"]) for p in last] == [
+            ("control", 100, 20),
+            ("new", 100, 50),
+        ]
         goals = api.get("goals", params={"warehouse": "wh"}).json()
         assert goals == _cli(workspace, "goals", "--warehouse", "wh")
         assert [(g["name"], g["events"]) for g in goals] == [
@@ -81,7 +90,7 @@ def test_as_of_limits_the_results_on_both_surfaces(workspace: Workspace) -> None
 
 def test_errors_are_precise_json(workspace: Workspace) -> None:
     with admin_client(workspace.settings, workspace.store, workspace.log) as api:
-        for path in ("experiments/nope", "experiments/nope/results"):
+        for path in ("experiments/nope", "experiments/nope/results", "experiments/nope/timeline"):
             missing = api.get(path)
             assert missing.status_code == 404
             assert missing.json() == {
@@ -117,7 +126,8 @@ def test_errors_are_precise_json(workspace: Workspace) -> None:
 def test_openapi_documents_every_route(workspace: Workspace) -> None:
     with admin_client(workspace.settings, workspace.store, workspace.log) as api:
         paths = api.get("openapi.json").json()["paths"]
-    results = paths["/api/v1/experiments/{name}/results"]["get"]
-    assert [p["name"] for p in results["parameters"]] == ["name", "as_of"]
-    assert {"200", "400", "401", "404", "503"} <= set(results["responses"])
+    for computed in ("results", "timeline"):
+        operation = paths[f"/api/v1/experiments/{{name}}/{computed}"]["get"]
+        assert [p["name"] for p in operation["parameters"]] == ["name", "as_of"]
+        assert {"200", "400", "401", "404", "503"} <= set(operation["responses"])
     assert {"/api/v1/experiments", "/api/v1/experiments/{name}", "/api/v1/goals"} <= set(paths)

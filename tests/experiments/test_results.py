@@ -8,10 +8,10 @@ from typing import Any
 import msgspec
 import pytest
 
-from tests.experiments.support import exposure, iso
+from tests.experiments.support import exposure, iso, order
 from tests.warehouse.conftest import pg_url, warehouse  # noqa: F401 (fixtures)
 from tests.warehouse.support import SCHEMA, body, load, track
-from trackway.experiments.results import compute, series
+from trackway.experiments.results import Timeline, compute
 from trackway.experiments.spec import ExperimentSpec, validate
 from trackway.warehouse.base import Warehouse
 
@@ -137,14 +137,40 @@ def test_an_unbalanced_split_raises_srm(warehouse: Warehouse) -> None:  # noqa: 
     assert results.srm.flagged and results.srm.p_value < 0.001
 
 
-def test_series_is_cumulative_per_day(warehouse: Warehouse) -> None:  # noqa: F811
+def _points(timeline: Timeline, variation: str) -> list[tuple[str, int, int]]:
+    return [(p.at, p.units, p.conversions) for p in timeline.points if p.variation == variation]
+
+
+def test_timeline_is_cumulative_per_day_in_the_warehouse(warehouse: Warehouse) -> None:  # noqa: F811
     events = [exposure("a", False, START), exposure("b", True, START + timedelta(days=1))]
-    later = iso(START + timedelta(days=2))
-    events.append(track("Order Completed", {}, userId="a", timestamp=later))
+    events.append(order("a", START + timedelta(days=2)))
+    events.append(order("b", START + timedelta(days=9)))
     load(warehouse, events)
     spec = _spec(goals=[{"event": "Order Completed", "window": "7d"}], guardrails=[])
-    days = series(spec, warehouse, SCHEMA, as_of=START + timedelta(days=5))
-    control = [(d["day"], d["units"], d["conversions"]) for d in days if d["variation"] != "new"]
-    assert control == [("2026-11-01", 1, 0), ("2026-11-02", 1, 0), ("2026-11-03", 1, 1)]
-    new = [d["units"] for d in days if d["variation"] == "new"]
-    assert new == [0, 1, 1]
+    results = compute(spec, warehouse, SCHEMA, as_of=START + timedelta(days=12))
+    timeline = results.timeline
+    assert timeline.bucket == "day"
+    days = ["2026-11-01T00:00:00Z", "2026-11-02T00:00:00Z", "2026-11-03T00:00:00Z"]
+    assert _points(timeline, "control") == [(days[0], 1, 0), (days[1], 1, 0), (days[2], 1, 1)]
+    # b's order came after its 7-day window: exposed, never converted.
+    assert _points(timeline, "new") == [(days[0], 0, 0), (days[1], 1, 0), (days[2], 1, 0)]
+    assert [p.rate for p in timeline.points if p.variation == "control"] == [0.0, 0.0, 1.0]
+    assert {p.metric for p in timeline.points} == {"Order Completed"}
+
+
+def test_a_short_experiment_has_an_hourly_timeline(warehouse: Warehouse) -> None:  # noqa: F811
+    events, _ = _simulate(seed=5, users=120)  # exposed a minute apart: two hours
+    load(warehouse, events)
+    spec = _spec(start=None)
+    timeline = compute(spec, warehouse, SCHEMA, as_of=START + timedelta(days=2)).timeline
+    assert timeline.bucket == "hour"
+    last = {(p.variation, p.metric): p for p in timeline.points}
+    full = compute(spec, warehouse, SCHEMA, as_of=START + timedelta(days=2))
+    for metric in full.metrics[:4]:  # the goals (the guardrail has no timeline)
+        for arm, result in enumerate(metric.variations):
+            point = last[result.variation, metric.name]
+            assert point.units == full.units[result.variation]
+            if metric.type == "conversion":  # the timeline's conversions are the results'
+                assert point.conversions == metric.sums[arm]
+    hours = sorted({p.at for p in timeline.points})
+    assert hours[:3] == ["2026-11-01T00:00:00Z", "2026-11-01T01:00:00Z", "2026-11-01T02:00:00Z"]

@@ -1,5 +1,6 @@
 """The experiments part of the admin API: `/experiments` (the definitions),
-`/experiments/{name}`, `/experiments/{name}/results[?as_of=TIME]` and `/goals`, each
+`/experiments/{name}`, `/experiments/{name}/results[?as_of=TIME]`, its `timeline` (the
+results' cumulative units and conversions over time alone) and `/goals`, each
 answering what the matching `trackway experiments ... --json` prints
 (`trackway.experiments.views`).
 
@@ -9,6 +10,8 @@ cannot be opened or has nothing loaded yet 503 `warehouse_unavailable`.
 """
 
 from collections.abc import Awaitable, Callable
+from dataclasses import asdict
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -50,12 +53,12 @@ def routes(data_dir: Path, store: StateStore, guarded: Guard) -> list[Route]:
         return views.shown(store, request.path_params["name"])
 
     def results(request: Request) -> Any:
-        given = checked(request).query.get("as_of")
-        try:
-            as_of = None if given is None else views.parse_as_of(given)
-        except ValueError as exc:
-            raise ValueError(f"as_of: {exc}") from None
-        return views.results(store, data_dir, request.path_params["name"], as_of).to_json()
+        found = views.results(store, data_dir, request.path_params["name"], _as_of(request))
+        return found.to_json()
+
+    def timeline(request: Request) -> Any:
+        found = views.timeline(store, data_dir, request.path_params["name"], _as_of(request))
+        return asdict(found)
 
     def goals_seen(request: Request) -> Any:
         query = checked(request).query
@@ -65,5 +68,14 @@ def routes(data_dir: Path, store: StateStore, guarded: Guard) -> list[Route]:
         Route("/experiments", handle(listed), methods=["GET"]),
         Route("/experiments/{name}", handle(shown), methods=["GET"]),
         Route("/experiments/{name}/results", handle(results), methods=["GET"]),
+        Route("/experiments/{name}/timeline", handle(timeline), methods=["GET"]),
         Route("/goals", handle(goals_seen), methods=["GET"]),
     ]
+
+
+def _as_of(request: Request) -> datetime | None:
+    given = checked(request).query.get("as_of")
+    try:
+        return None if given is None else views.parse_as_of(given)
+    except ValueError as exc:
+        raise ValueError(f"as_of: {exc}") from None

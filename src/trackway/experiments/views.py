@@ -12,7 +12,7 @@ from trackway.experiments import spec as experiments
 from trackway.storage.base import StateStore
 
 if TYPE_CHECKING:  # scipy is slow to import: results are imported when computed
-    from trackway.experiments.results import Results
+    from trackway.experiments.results import Results, Timeline
 
 
 def parse_as_of(text: str) -> datetime:
@@ -47,5 +47,21 @@ def results(
     warehouse, schema = locate(spec, store, data_dir)
     try:
         return compute(spec, warehouse, schema, as_of)
+    finally:
+        warehouse.close()
+
+
+def timeline(
+    store: StateStore, data_dir: Path, name: str, as_of: datetime | None = None
+) -> "Timeline":
+    """Only the results over time (the `timeline` of `results`), without the statistics."""
+    from trackway.experiments.location import locate
+    from trackway.experiments.results import builder
+    from trackway.experiments.results import timeline as over_time
+
+    spec = experiments.find(store, name)
+    warehouse, schema = locate(spec, store, data_dir)
+    try:
+        return over_time(warehouse, builder(spec, warehouse, schema, as_of), spec.goals)
     finally:
         warehouse.close()
