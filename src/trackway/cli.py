@@ -136,6 +136,38 @@ def main() -> None:
     "(destinations, warehouse loaders, scheduled syncs) with /health, /ready and "
     "/metrics only. all: both.",
 )
+@click.option(
+    "--idle-timeout",
+    default=5,
+    type=click.IntRange(1, 3600),
+    envvar="TRACKWAY_IDLE_TIMEOUT",
+    show_default=True,
+    help="Seconds a connection may stay open without a request begun (new or kept alive).",
+)
+@click.option(
+    "--header-timeout",
+    default="10s",
+    callback=_duration,
+    envvar="TRACKWAY_HEADER_TIMEOUT",
+    show_default=True,
+    help="A request's headers must arrive within this of its first byte (else 408).",
+)
+@click.option(
+    "--body-timeout",
+    default="60s",
+    callback=_duration,
+    envvar="TRACKWAY_BODY_TIMEOUT",
+    show_default=True,
+    help="A request's body must arrive within this of its headers (else the connection is closed).",
+)
+@click.option(
+    "--max-connections",
+    default=4096,
+    type=click.IntRange(1),
+    envvar="TRACKWAY_MAX_CONNECTIONS",
+    show_default=True,
+    help="Open connections beyond this are answered 503 too_many_connections.",
+)
 @_friendly
 def serve_command(
     data_dir: Path,
@@ -146,6 +178,10 @@ def serve_command(
     retention: float,
     trusted_proxy: tuple[str, ...],
     role: Role,
+    idle_timeout: int,
+    header_timeout: float,
+    body_timeout: float,
+    max_connections: int,
 ) -> None:
     """Run the tracking API, the admin API and the background workers."""
     settings = Settings(
@@ -159,6 +195,10 @@ def serve_command(
         retention_s=retention,
         trusted_proxies=parse_networks(trusted_proxy),
         admin_token=env("ADMIN_TOKEN"),
+        idle_timeout_s=idle_timeout,
+        header_timeout_s=header_timeout,
+        body_timeout_s=body_timeout,
+        max_connections=max_connections,
     )
     serve(settings)
 

@@ -5,6 +5,7 @@ from typing import Any
 import msgspec
 
 _encoder = msgspec.json.Encoder()
+_sorted_encoder = msgspec.json.Encoder(order="sorted")
 _decoder = msgspec.json.Decoder()
 
 DecodeError = msgspec.DecodeError
@@ -13,6 +14,12 @@ DecodeError = msgspec.DecodeError
 def dumps(value: Any) -> bytes:
     """Encode a value as compact JSON bytes."""
     return _encoder.encode(value)
+
+
+def dumps_sorted(value: Any) -> bytes:
+    """Encode a value as compact JSON bytes with every object's keys sorted: equal values
+    give equal bytes (for digests)."""
+    return _sorted_encoder.encode(value)
 
 
 def dumps_text(value: Any) -> str:

@@ -32,6 +32,14 @@ class Settings:
     max_pending_events: int = 250_000
     admin_token: str | None = None
     role: Role = "all"
+    idle_timeout_s: int = 5
+    """A connection with no request begun is closed after this (new or kept alive)."""
+    header_timeout_s: float = 10.0
+    """A request's headers must arrive within this of its first byte (else 408)."""
+    body_timeout_s: float = 60.0
+    """A request's body must arrive within this of its headers (else the connection closes)."""
+    max_connections: int = 4096
+    """Open connections beyond this are answered 503 too_many_connections."""
 
     @property
     def log_path(self) -> Path:

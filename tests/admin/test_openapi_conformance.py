@@ -42,10 +42,19 @@ destinations:
     return backend_server
 
 
-_SEMANTIC = frozenset(("/api/v1/sql", "/api/v1/destinations/{name}/replay"))
-"""Operations whose valid bodies can still be refused (400): SQL that is no single
-read-only statement, a `since` that is no time (`2026-02-30T...`) nor a duration. JSON
-Schema cannot say which text is one, so such a 400 is no disagreement."""
+_SEMANTIC = frozenset(
+    (
+        "/api/v1/sql",
+        "/api/v1/destinations/{name}/replay",
+        "/api/v1/experiments/{name}/results",
+        "/api/v1/experiments/{name}/timeline",
+        "/api/v1/goals",
+    )
+)
+"""Operations whose valid requests can still be refused (400): SQL that is no single
+read-only statement, a `since` or `as_of` that is no time (`2026-02-30T...`) nor a
+duration, a source name that does not exist. JSON Schema cannot say which text is one,
+so such a 400 is no disagreement."""
 
 
 def _existing_names(path: str) -> list[dict[str, str] | None]:

@@ -3,6 +3,7 @@ with a database URL), destinations applied as from a workspace file, and the
 destination workers running in this process."""
 
 import asyncio
+import socket
 import sqlite3
 import time
 import uuid
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+import pytest
 
 from tests.support import Server
 from trackway import codec
@@ -128,3 +130,28 @@ def worker_started(server: Server, destinations: int = 1) -> bool:
         return bool(conn.execute("SELECT count(*) FROM cursors").fetchone()[0] == destinations)
     finally:
         conn.close()
+
+
+def resolve(
+    monkeypatch: pytest.MonkeyPatch,
+    names: dict[str, list[str]],
+    once: bool = False,
+    then: dict[str, list[str]] | None = None,
+) -> None:
+    """Make `socket.getaddrinfo` answer `names` (other names resolve as usual); with
+    `once`, a second lookup of a name fails; with `then`, it gets that answer (a DNS
+    server rebinding the name)."""
+    real = socket.getaddrinfo
+    asked: set[str] = set()
+
+    def fake(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+        if host not in names:
+            return real(host, port, *args, **kwargs)
+        if once and host in asked:
+            raise socket.gaierror(socket.EAI_NONAME, "asked twice")
+        answer = (then or {}).get(host, names[host]) if host in asked else names[host]
+        asked.add(host)
+        family = {True: socket.AF_INET6, False: socket.AF_INET}
+        return [(family[":" in ip], socket.SOCK_STREAM, 6, "", (ip, port)) for ip in answer]
+
+    monkeypatch.setattr(socket, "getaddrinfo", fake)

@@ -3,11 +3,11 @@
 import socket
 import time
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
 from tests.destinations.fake_server import CLOSE, HANG, FakeServer, Reply
+from tests.destinations.support import resolve
 from trackway import __version__
 from trackway.destinations.http import HttpTransport, address_refusal
 from trackway.destinations.transport import Request, TransportError
@@ -172,7 +172,8 @@ def test_the_guard_refuses_loopback_unless_private_addresses_are_allowed(
 )
 def test_the_guard_refuses_literal_addresses(guarded: HttpTransport, url: str, kind: str) -> None:
     error = refused(guarded, url)
-    assert f"a {kind} address" in error.message
+    article = "an" if kind == "unspecified" else "a"
+    assert f"is {article} {kind} address" in error.message
 
 
 def test_the_guard_refuses_a_name_that_resolves_to_loopback(
@@ -226,22 +227,3 @@ def test_only_http_and_https(transport: HttpTransport, url: str) -> None:
 )
 def test_address_refusal(address: str, kind: str | None) -> None:
     assert address_refusal(address) == kind
-
-
-def resolve(
-    monkeypatch: pytest.MonkeyPatch, names: dict[str, list[str]], once: bool = False
-) -> None:
-    """Make `socket.getaddrinfo` answer `names` (other names resolve as usual)."""
-    real = socket.getaddrinfo
-    asked: set[str] = set()
-
-    def fake(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
-        if host not in names:
-            return real(host, port, *args, **kwargs)
-        if once and host in asked:
-            raise socket.gaierror(socket.EAI_NONAME, "asked twice")
-        asked.add(host)
-        family = {True: socket.AF_INET6, False: socket.AF_INET}
-        return [(family[":" in ip], socket.SOCK_STREAM, 6, "", (ip, port)) for ip in names[host]]
-
-    monkeypatch.setattr(socket, "getaddrinfo", fake)

@@ -8,25 +8,14 @@ from typing import Any
 import msgspec
 import pytest
 
+from tests.experiments.support import exposure, iso, order
 from tests.warehouse.conftest import pg_url, warehouse  # noqa: F401 (fixtures)
 from tests.warehouse.support import SCHEMA, body, load, track
-from trackway.experiments.results import compute, series
+from trackway.experiments.results import Timeline, compute
 from trackway.experiments.spec import ExperimentSpec, validate
 from trackway.warehouse.base import Warehouse
 
 START = datetime(2026, 11, 1, tzinfo=UTC)
-
-
-def _iso(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _exposure(user: str, value: Any, at: datetime, spelling: str = "segment") -> dict[str, Any]:
-    if spelling == "segment":
-        props = {"feature_flag_key": "newCheckout", "value": value, "variation_id": None}
-        return track("Feature Flag Evaluated", props, userId=user, timestamp=_iso(at))
-    props = {"featureFlagKey": "newCheckout", "value": value, "variationId": None}
-    return track("featureFlagEvaluated", props, userId=user, timestamp=_iso(at))
 
 
 def _spec(**extra: Any) -> ExperimentSpec:
@@ -63,15 +52,15 @@ def _simulate(seed: int, users: int) -> tuple[list[dict[str, Any]], dict[str, li
         user = f"u{i}"
         arm = rng.random() < 0.5
         first = START + timedelta(minutes=i)
-        events.append(_exposure(user, arm, first, "segment" if i % 2 else "source"))
-        events.append(_exposure(user, arm, first + timedelta(hours=1)))
+        events.append(exposure(user, arm, first, "segment" if i % 2 else "source"))
+        events.append(exposure(user, arm, first + timedelta(hours=1)))
         # An order before exposure counts for CUPED only; one after the window not at all.
         events.append(
             track(
                 "Order Completed",
                 {"revenue": 5},
                 userId=user,
-                timestamp=_iso(first - timedelta(days=2)),
+                timestamp=iso(first - timedelta(days=2)),
             )
         )
         events.append(
@@ -79,7 +68,7 @@ def _simulate(seed: int, users: int) -> tuple[list[dict[str, Any]], dict[str, li
                 "Order Completed",
                 {"revenue": 7},
                 userId=user,
-                timestamp=_iso(first + timedelta(hours=80)),
+                timestamp=iso(first + timedelta(hours=80)),
             )
         )
         total = 0.0
@@ -90,7 +79,7 @@ def _simulate(seed: int, users: int) -> tuple[list[dict[str, Any]], dict[str, li
                     "Order Completed",
                     {"revenue": total},
                     userId=user,
-                    timestamp=_iso(first + timedelta(hours=2)),
+                    timestamp=iso(first + timedelta(hours=2)),
                 )
             )
         events.append(
@@ -99,17 +88,17 @@ def _simulate(seed: int, users: int) -> tuple[list[dict[str, Any]], dict[str, li
                 name="Checkout",
                 properties={},
                 userId=user,
-                timestamp=_iso(first + timedelta(minutes=5)),
+                timestamp=iso(first + timedelta(minutes=5)),
             )
         )
         revenue["new" if arm else "control"].append(total)
     # One unit saw both variations: excluded, and counted.
-    events.append(_exposure("both", False, START))
-    events.append(_exposure("both", True, START + timedelta(minutes=1)))
+    events.append(exposure("both", False, START))
+    events.append(exposure("both", True, START + timedelta(minutes=1)))
     return events, revenue
 
 
-def test_results_sum_the_window_after_first_exposure(warehouse: Warehouse) -> None:  # noqa: F811
+def test_results_sum_the_window_after_firstexposure(warehouse: Warehouse) -> None:  # noqa: F811
     events, revenue = _simulate(seed=7, users=400)
     load(warehouse, events)
     results = compute(_spec(), warehouse, SCHEMA, as_of=START + timedelta(days=30))
@@ -141,21 +130,47 @@ def test_as_of_and_an_unknown_event_give_no_conversions(warehouse: Warehouse) ->
 
 
 def test_an_unbalanced_split_raises_srm(warehouse: Warehouse) -> None:  # noqa: F811
-    events = [_exposure(f"u{i}", i < 2250, START + timedelta(seconds=i)) for i in range(5000)]
+    events = [exposure(f"u{i}", i < 2250, START + timedelta(seconds=i)) for i in range(5000)]
     load(warehouse, events)
     results = compute(_spec(), warehouse, SCHEMA, as_of=START + timedelta(days=1))
     assert results.units == {"control": 2750, "new": 2250}  # 55/45 against 50/50
     assert results.srm.flagged and results.srm.p_value < 0.001
 
 
-def test_series_is_cumulative_per_day(warehouse: Warehouse) -> None:  # noqa: F811
-    events = [_exposure("a", False, START), _exposure("b", True, START + timedelta(days=1))]
-    later = _iso(START + timedelta(days=2))
-    events.append(track("Order Completed", {}, userId="a", timestamp=later))
+def _points(timeline: Timeline, variation: str) -> list[tuple[str, int, int]]:
+    return [(p.at, p.units, p.conversions) for p in timeline.points if p.variation == variation]
+
+
+def test_timeline_is_cumulative_per_day_in_the_warehouse(warehouse: Warehouse) -> None:  # noqa: F811
+    events = [exposure("a", False, START), exposure("b", True, START + timedelta(days=1))]
+    events.append(order("a", START + timedelta(days=2)))
+    events.append(order("b", START + timedelta(days=9)))
     load(warehouse, events)
     spec = _spec(goals=[{"event": "Order Completed", "window": "7d"}], guardrails=[])
-    days = series(spec, warehouse, SCHEMA, as_of=START + timedelta(days=5))
-    control = [(d["day"], d["units"], d["conversions"]) for d in days if d["variation"] != "new"]
-    assert control == [("2026-11-01", 1, 0), ("2026-11-02", 1, 0), ("2026-11-03", 1, 1)]
-    new = [d["units"] for d in days if d["variation"] == "new"]
-    assert new == [0, 1, 1]
+    results = compute(spec, warehouse, SCHEMA, as_of=START + timedelta(days=12))
+    timeline = results.timeline
+    assert timeline.bucket == "day"
+    days = ["2026-11-01T00:00:00Z", "2026-11-02T00:00:00Z", "2026-11-03T00:00:00Z"]
+    assert _points(timeline, "control") == [(days[0], 1, 0), (days[1], 1, 0), (days[2], 1, 1)]
+    # b's order came after its 7-day window: exposed, never converted.
+    assert _points(timeline, "new") == [(days[0], 0, 0), (days[1], 1, 0), (days[2], 1, 0)]
+    assert [p.rate for p in timeline.points if p.variation == "control"] == [0.0, 0.0, 1.0]
+    assert {p.metric for p in timeline.points} == {"Order Completed"}
+
+
+def test_a_short_experiment_has_an_hourly_timeline(warehouse: Warehouse) -> None:  # noqa: F811
+    events, _ = _simulate(seed=5, users=120)  # exposed a minute apart: two hours
+    load(warehouse, events)
+    spec = _spec(start=None)
+    timeline = compute(spec, warehouse, SCHEMA, as_of=START + timedelta(days=2)).timeline
+    assert timeline.bucket == "hour"
+    last = {(p.variation, p.metric): p for p in timeline.points}
+    full = compute(spec, warehouse, SCHEMA, as_of=START + timedelta(days=2))
+    for metric in full.metrics[:4]:  # the goals (the guardrail has no timeline)
+        for arm, result in enumerate(metric.variations):
+            point = last[result.variation, metric.name]
+            assert point.units == full.units[result.variation]
+            if metric.type == "conversion":  # the timeline's conversions are the results'
+                assert point.conversions == metric.sums[arm]
+    hours = sorted({p.at for p in timeline.points})
+    assert hours[:3] == ["2026-11-01T00:00:00Z", "2026-11-01T01:00:00Z", "2026-11-01T02:00:00Z"]

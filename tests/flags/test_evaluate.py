@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from tests.flags.sdk_oracle import DATA, Oracle, matrix
 from trackway.flags.compile import compile_environment
-from trackway.flags.evaluate import User, evaluate
+from trackway.flags.evaluate import Evaluator, User, evaluate
 from trackway.flags.spec import EnvironmentSpec
 
 MATRICES = [
@@ -317,3 +317,18 @@ def test_random_users_get_the_sdk_answers(
                 user,
             )
             assert (got.error is not None) == error, (name, key, user, got.error)
+
+
+@settings(max_examples=100, deadline=None)
+@given(user=users())
+def test_evaluate_all_gives_each_settings_own_evaluation(user: User | None) -> None:
+    # One run for all settings reuses prerequisite and segment results: the same answers
+    # (and the same errors, cycles included) as evaluating each setting on its own.
+    for config in (rich_config(), load("test_circulardependency_v6.json")):
+        evaluator = Evaluator(config)
+        for key, outcome in evaluator.evaluate_all(user):
+            alone = evaluator.evaluate(key, user)
+            if alone.error is not None:
+                assert outcome == alone.error
+            else:
+                assert outcome == (alone.value, alone.variation_id, alone.rule, alone.option)

@@ -14,6 +14,7 @@ from trackway.admin.overview import overview as workspace_overview
 from trackway.admin.validation import InvalidRequest, check_request, checked
 from trackway.debugger import record_json, stream_records
 from trackway.destinations.admin import routes as destination_routes
+from trackway.experiments.admin import routes as experiment_routes
 from trackway.settings import Settings
 from trackway.storage.base import EventLog, SourceNotFound, StateStore
 from trackway.warehouse.admin import routes as warehouse_routes
@@ -74,6 +75,7 @@ def admin_app(auth: AdminAuth, store: StateStore, log: EventLog, settings: Setti
         Route("/sources/{name}/events/stream", json_errors(stream), methods=["GET"]),
         *warehouse_routes(settings.data_dir, store, log, json_errors),
         *destination_routes(settings, store, log, json_errors),
+        *experiment_routes(settings.data_dir, store, json_errors),
         *delete_routes(settings, store, json_errors),
     ]
     return Router(

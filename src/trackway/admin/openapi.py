@@ -179,6 +179,87 @@ _DESTINATION_PATHS: dict[str, Any] = {
     },
 }
 
+_UNAVAILABLE = {"503": _json(_ERROR, "The warehouse cannot be opened or has nothing loaded yet")}
+
+
+def _experiment_results(summary: str, ok: str) -> dict[str, Any]:
+    """An operation computing an experiment's results in its warehouse, as of a time."""
+    return {
+        "get": {
+            "summary": summary,
+            "parameters": [
+                *_NAME,
+                _query(
+                    "as_of",
+                    {"type": "string"},
+                    "Results as they were at this time: ISO 8601 with an offset, or a"
+                    " duration ago such as 24h (default: now)",
+                ),
+            ],
+            "responses": {
+                "200": _json(_OBJECT, ok),
+                "400": _json(_ERROR, "An as_of that is no time, or the query failed"),
+                **_UNAUTHORIZED,
+                "404": _json(_ERROR, "No such experiment, or no such warehouse"),
+                **_UNAVAILABLE,
+            },
+        }
+    }
+
+
+_EXPERIMENT_PATHS: dict[str, Any] = {
+    "/api/v1/experiments": {
+        "get": {
+            "summary": "The experiments' definitions, by name (`trackway experiments list --json`)",
+            "responses": {
+                "200": _json({"type": "array", "items": _OBJECT}, "The experiments"),
+                **_INVALID,
+                **_UNAUTHORIZED,
+            },
+        }
+    },
+    "/api/v1/experiments/{name}": {
+        "get": {
+            "summary": "An experiment's definition (`trackway experiments show NAME --json`)",
+            "parameters": _NAME,
+            "responses": {
+                "200": _json(_OBJECT, "The experiment as declared"),
+                **_INVALID,
+                **_UNAUTHORIZED,
+                "404": _json(_ERROR, "No such experiment"),
+            },
+        }
+    },
+    "/api/v1/experiments/{name}/results": _experiment_results(
+        "An experiment's results computed in its warehouse: units, SRM, exclusions, per"
+        " metric and variation the statistics, the timeline"
+        " (`trackway experiments results NAME --json`)",
+        "The results",
+    ),
+    "/api/v1/experiments/{name}/timeline": _experiment_results(
+        "An experiment's cumulative units, conversions and conversion rate per variation"
+        " and goal, per hour or day (the `timeline` of its results)",
+        "`bucket` (hour or day) and `points`",
+    ),
+    "/api/v1/goals": {
+        "get": {
+            "summary": "Every track, page and screen event name loaded, each a goal:"
+            " first and last seen, volume (`trackway experiments goals --json`)",
+            "parameters": [
+                _query("source", {"type": "string"}, "The source (default: the oldest)"),
+                _query("warehouse", {"type": "string", "default": "default"}, "The warehouse"),
+            ],
+            "responses": {
+                "200": _json({"type": "array", "items": _OBJECT}, "Most frequent first"),
+                "400": _json(_ERROR, "No such source, or the query failed"),
+                **_UNAUTHORIZED,
+                "404": _json(_ERROR, "No such warehouse"),
+                **_UNAVAILABLE,
+            },
+        }
+    },
+}
+
 OPENAPI: dict[str, Any] = {
     "openapi": "3.1.0",
     "info": {"title": "Trackway admin API", "version": "1"},
@@ -345,6 +426,7 @@ OPENAPI: dict[str, Any] = {
             }
         },
         **_DESTINATION_PATHS,
+        **_EXPERIMENT_PATHS,
     },
 }
 

@@ -141,7 +141,8 @@ def _refusal(host: str, addresses: list[str]) -> str | None:
         kind = address_refusal(address)
         if kind is not None:
             shown = host if host == address else f"{host} ({address})"
-            return f"{shown} is a {kind} address"
+            article = "an" if kind[0] in "aeiou" else "a"
+            return f"{shown} is {article} {kind} address"
     return None
 
 

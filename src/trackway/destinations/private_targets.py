@@ -1,6 +1,6 @@
 """At `apply` time: destinations whose URLs point at addresses their deliveries would be
-refused (private, loopback, link-local...), so the mistake shows before the first event
-is dead-lettered."""
+refused (private, loopback, link-local...), or that are no URL the transport can send
+to, so the mistake shows before the first event is dead-lettered."""
 
 import concurrent.futures
 from pathlib import Path
@@ -17,14 +17,24 @@ RESOLVE_TIMEOUT_S = 2.0
 
 
 def warnings(specs: list[DestinationSpec], base_dir: Path) -> list[str]:
-    """One line per URL setting (and alert webhook) of a destination that does not allow
-    private addresses whose host is, or resolves to, one."""
+    """One line per URL setting (and alert webhook) of a destination that is not a valid
+    URL, or, when the destination does not allow private addresses, whose host is, or
+    resolves to, one."""
     found: list[str] = []
     for spec in specs:
-        if spec.delivery.allow_private_addresses:
-            continue
         for where, url in _urls(resolve(spec, base_dir)):
-            refusal = _refusal(url)
+            try:
+                host = httpx.URL(url).host
+            except httpx.InvalidURL as exc:
+                # e.g. an octal IPv4 address (0177.0.0.1), which httpx does not parse
+                found.append(
+                    f"warning: destination '{spec.name}': {where} {url!r}: not a valid URL"
+                    f" ({exc}); its deliveries will be blocked"
+                )
+                continue
+            if spec.delivery.allow_private_addresses or not host:
+                continue
+            refusal = _refusal(host)
             if refusal is not None:
                 found.append(
                     f"warning: destination '{spec.name}': {where} {url!r}: {refusal}; its"
@@ -55,13 +65,7 @@ def _is_url(value: object) -> bool:
     return isinstance(value, str) and value.startswith(("http://", "https://"))
 
 
-def _refusal(url: str) -> str | None:
-    try:
-        host = httpx.URL(url).host
-    except httpx.InvalidURL:
-        return None
-    if not host:
-        return None
+def _refusal(host: str) -> str | None:
     # a resolver that hangs must not hold up apply: no answer in time, no warning
     pool = concurrent.futures.ThreadPoolExecutor(1)
     try:

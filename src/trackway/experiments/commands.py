@@ -1,20 +1,19 @@
 """`trackway experiments`: list, show, results, and the goals seen in the warehouse."""
 
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import click
-import msgspec
 
 from trackway import codec
 from trackway.cli_options import (
     data_dir_option,
     friendly,
     json_option,
-    parse_since,
     storage_settings,
 )
 from trackway.experiments import spec as experiments
+from trackway.experiments import views
 from trackway.server.run import open_state
 from trackway.warehouse.base import QueryError, WarehouseUnavailable
 
@@ -25,9 +24,9 @@ def _as_of(ctx: click.Context, param: click.Parameter, value: str | None) -> dat
     if value is None:
         return None
     try:
-        return datetime.fromtimestamp(parse_since(value) / 1000, UTC)
+        return views.parse_as_of(value)
     except ValueError as exc:
-        raise click.BadParameter(str(exc).replace("--since: ", "")) from exc
+        raise click.BadParameter(str(exc)) from exc
 
 
 _as_of_option = click.option(
@@ -49,10 +48,11 @@ def experiments_group() -> None:
 @_friendly
 def experiments_list(as_json: bool, data_dir: Path) -> None:
     """Every experiment: name, flag, variations, goals."""
-    found = experiments.experiments(open_state(storage_settings(data_dir)))
+    store = open_state(storage_settings(data_dir))
     if as_json:
-        click.echo(codec.dumps_text([msgspec.to_builtins(e) for e in found]))
+        click.echo(codec.dumps_text(views.listed(store)))
         return
+    found = experiments.experiments(store)
     if not found:
         click.echo("No experiments.")
     for spec in found:
@@ -67,10 +67,11 @@ def experiments_list(as_json: bool, data_dir: Path) -> None:
 @_friendly
 def experiments_show(name: str, as_json: bool, data_dir: Path) -> None:
     """One experiment's definition."""
-    spec = experiments.find(open_state(storage_settings(data_dir)), name)
+    store = open_state(storage_settings(data_dir))
     if as_json:
-        click.echo(codec.dumps_text(msgspec.to_builtins(spec)))
+        click.echo(codec.dumps_text(views.shown(store, name)))
         return
+    spec = experiments.find(store, name)
     period = f"{spec.start or 'any time'} to {spec.end or 'now'}"
     click.echo(f"{spec.name}: flag {spec.flag} ({spec.exposure}), unit {spec.unit}, {period}")
     click.echo(f"  engine {spec.engine}, alpha {spec.alpha}, warehouse {spec.warehouse}")
@@ -107,17 +108,9 @@ def _describe(metric: experiments.MetricSpec) -> str:
 @_friendly
 def experiments_results(name: str, as_of: datetime | None, as_json: bool, data_dir: Path) -> None:
     """Units, conversions, rates and uplifts per variation and goal, with SRM."""
-    from trackway.experiments.location import locate
     from trackway.experiments.render import render
-    from trackway.experiments.results import compute
 
-    store = open_state(storage_settings(data_dir))
-    spec = experiments.find(store, name)
-    warehouse, schema = locate(spec, store, data_dir)
-    try:
-        results = compute(spec, warehouse, schema, as_of)
-    finally:
-        warehouse.close()
+    results = views.results(open_state(storage_settings(data_dir)), data_dir, name, as_of)
     click.echo(codec.dumps_text(results.to_json()) if as_json else render(results))
 
 

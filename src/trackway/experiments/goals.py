@@ -6,6 +6,7 @@ from typing import Any
 from trackway.experiments.query import Columns, columns_sql, goals_sql
 from trackway.storage.base import StateStore
 from trackway.warehouse import config, engines
+from trackway.warehouse.base import NothingLoaded
 from trackway.warehouse.naming import source_schemas
 from trackway.warehouse.results import jsonable
 
@@ -17,7 +18,8 @@ def goals(
     store: StateStore, data_dir: Path, warehouse_name: str, source: str | None
 ) -> list[dict[str, Any]]:
     """type, name, first_seen, last_seen and events of every event name in the source's
-    tables, most frequent first (the oldest source unless `source` is given)."""
+    tables, most frequent first (the oldest source unless `source` is given); none while
+    nothing has been loaded."""
     sources = engines.sources(store)
     schemas = source_schemas(sources)
     ids = [i for i, name in sources if source is None or name == source]
@@ -28,7 +30,10 @@ def goals(
     schema = schemas[min(ids)]
     warehouse = engines.open_warehouse(config.find(store, warehouse_name), data_dir)
     try:
-        found = warehouse.query(columns_sql(schema), _MAX_ROWS, _TIMEOUT_S, [])
+        try:
+            found = warehouse.query(columns_sql(schema), _MAX_ROWS, _TIMEOUT_S, [])
+        except NothingLoaded:
+            return []
         columns: Columns = {}
         for table, column in found.rows:
             columns.setdefault(table, set()).add(column)

@@ -193,16 +193,55 @@ class Builder:
             f" {' '.join(joins)} GROUP BY u.variation"
         )
 
-    def series(self, metric: MetricSpec) -> str:
-        """Units per variation by day of first exposure and day of first conversion
-        (NULL: none yet) of a metric: what the cumulative results over time need."""
+    def timeline(self, metrics: list[MetricSpec], bucket: str) -> str:
+        """Per `bucket` (`day` or `hour`, UTC) in which anything happened, variation and
+        metric: `units` exposed by the bucket's end, `conversions` (units that had done
+        the metric's event in its window by then) and `rate`, cumulated in the warehouse.
+        A variation or metric with nothing in a bucket has a row with the running totals."""
+        ctes = [self.units()]
+        happened = [
+            f"SELECT u.variation, {self._bucket('u.first_ts', bucket)} AS slot, -1 AS metric"
+            " FROM units u WHERE u.variation IS NOT NULL"
+        ]
+        for index, metric in enumerate(metrics):
+            ctes.append(self.part(index, parts(metric)[0]))
+            happened.append(
+                f"SELECT u.variation, {self._bucket(f'p{index}.first', bucket)}, {index}"
+                f" FROM units u JOIN p{index} ON p{index}.unit = u.unit"
+                f" WHERE u.variation IS NOT NULL AND p{index}.first IS NOT NULL"
+            )
+        arms = ", ".join(f"({_text(v.name)})" for v in self.spec.variations)
+        goals = ", ".join(f"({i})" for i in range(len(metrics)))
+        running = "PARTITION BY a.variation, m.metric ORDER BY b.slot ROWS UNBOUNDED PRECEDING"
         return (
-            f"WITH {self.units()}, {self.part(0, parts(metric)[0])}"
-            " SELECT u.variation AS variation, CAST(u.first_ts AS DATE) AS day,"
-            " CAST(p0.first AS DATE) AS converted, COUNT(*) AS n FROM units u"
-            " LEFT JOIN p0 ON p0.unit = u.unit WHERE u.variation IS NOT NULL"
-            " GROUP BY 1, 2, 3"
+            f"WITH {', '.join(ctes)},"
+            f" happened (variation, slot, metric) AS ({' UNION ALL '.join(happened)}),"
+            " counts AS (SELECT variation, slot, metric, COUNT(*) AS n FROM happened"
+            " GROUP BY variation, slot, metric),"
+            " buckets AS (SELECT DISTINCT slot FROM happened),"
+            f" arms (variation) AS (VALUES {arms}), metrics (metric) AS (VALUES {goals}),"
+            " running AS (SELECT b.slot AS slot, a.variation AS variation, m.metric AS metric,"
+            f" SUM(COALESCE(e.n, 0)) OVER ({running}) AS units,"
+            f" SUM(COALESCE(c.n, 0)) OVER ({running}) AS conversions"
+            " FROM buckets b CROSS JOIN arms a CROSS JOIN metrics m"
+            " LEFT JOIN counts e ON e.variation = a.variation AND e.slot = b.slot"
+            " AND e.metric = -1"
+            " LEFT JOIN counts c ON c.variation = a.variation AND c.slot = b.slot"
+            " AND c.metric = m.metric)"
+            " SELECT slot, variation, metric, units, conversions, CASE WHEN units > 0 THEN"
+            " CAST(conversions AS DOUBLE PRECISION) / units ELSE 0 END AS rate"
+            " FROM running ORDER BY slot, metric, variation"
         )
+
+    def first_exposure(self) -> str:
+        """The time of the first exposure (NULL: none yet)."""
+        return f"WITH {self.units()} SELECT MIN(first_ts) FROM units"
+
+    def _bucket(self, expression: str, bucket: str) -> str:
+        """The start of the UTC day or hour of a timestamp (PostgreSQL's are zoned)."""
+        if self.engine == "postgres":
+            expression = f"({expression} AT TIME ZONE 'UTC')"
+        return f"date_trunc('{bucket}', {expression})"
 
     def _period(self, column: str) -> list[str]:
         out = [f"{column} <= {self._time(self.end)}"]

@@ -7,7 +7,7 @@ import).
 """
 
 from dataclasses import asdict, dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from trackway.experiments.query import Builder, Columns, columns_sql, parts
@@ -26,9 +26,12 @@ from trackway.experiments.stats import (
 )
 from trackway.warehouse.base import Warehouse
 from trackway.warehouse.naming import source_schemas
+from trackway.warehouse.results import jsonable
 
 _TIMEOUT_S = 300.0
 _MAX_ROWS = 1_000_000
+HOURLY_UP_TO_S = 3 * 86_400
+"""Experiments that have run this long or less have an hourly timeline, others daily."""
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,30 @@ class MetricResult:
 
 
 @dataclass(frozen=True)
+class TimelinePoint:
+    """A variation's running totals for one goal at the end of one hour or day."""
+
+    at: str
+    """The hour's or day's start (UTC)."""
+    variation: str
+    metric: str
+    units: int
+    """Units first exposed by the end of the hour or day."""
+    conversions: int
+    """Of them, those that had done the metric's event (in its window) by then."""
+    rate: float
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """Results over time: a point per hour or day in which anything happened."""
+
+    bucket: str
+    """`hour` or `day`."""
+    points: list[TimelinePoint]
+
+
+@dataclass(frozen=True)
 class Results:
     """What `trackway experiments results` shows."""
 
@@ -56,6 +83,8 @@ class Results:
     """Units exposed to more than one variation: excluded from everything else."""
     srm: Srm
     metrics: list[MetricResult]
+    timeline: Timeline
+    """Cumulative units and conversions per variation and goal (not guardrails)."""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -136,50 +165,38 @@ def compute(
         multiple_exposures=multiple,
         srm=srm(list(units.values()), weights),
         metrics=results,
+        timeline=timeline(warehouse, query, spec.goals),
     )
 
 
-def series(
-    spec: ExperimentSpec, warehouse: Warehouse, schema: str, as_of: datetime | None = None
-) -> list[dict[str, Any]]:
-    """Per day (UTC) and variation: cumulative units exposed and the cumulative
-    conversion rate of the first goal (units that converted by that day over units
-    exposed by it)."""
-    query = builder(spec, warehouse, schema, as_of)
-    found = warehouse.query(query.series(spec.goals[0]), _MAX_ROWS, _TIMEOUT_S, [])
-    if not found.rows:
-        return []
-    exposed: dict[tuple[str, date], int] = {}
-    converted: dict[tuple[str, date], int] = {}
-    for variation, day, converted_day, n in found.rows:
-        exposed[variation, _day(day)] = exposed.get((variation, _day(day)), 0) + int(n)
-        if converted_day is not None:
-            key = (variation, _day(converted_day))
-            converted[key] = converted.get(key, 0) + int(n)
-    days = [k[1] for k in exposed] + [k[1] for k in converted]
-    first, last = min(days), max(days)
-    out = []
-    totals = {v.name: [0, 0] for v in spec.variations}
-    day = first
-    while day <= last:
-        for name, total in totals.items():
-            total[0] += exposed.get((name, day), 0)
-            total[1] += converted.get((name, day), 0)
-            out.append(
-                {
-                    "day": day.isoformat(),
-                    "variation": name,
-                    "units": total[0],
-                    "conversions": total[1],
-                    "rate": total[1] / total[0] if total[0] else 0.0,
-                }
-            )
-        day += timedelta(days=1)
-    return out
+def timeline(warehouse: Warehouse, query: Builder, metrics: list[MetricSpec]) -> Timeline:
+    """The cumulative units and conversions per variation and metric over time, by hour
+    when the experiment has run for at most `HOURLY_UP_TO_S` (from its start, or its
+    first exposure when it declares none), by day otherwise."""
+    first = query.start
+    if first is None:
+        found = warehouse.query(query.first_exposure(), 1, _TIMEOUT_S, [])
+        first = _utc(found.rows[0][0]) if found.rows and found.rows[0][0] is not None else None
+    short = first is not None and (query.end - first).total_seconds() <= HOURLY_UP_TO_S
+    bucket = "hour" if short else "day"
+    found = warehouse.query(query.timeline(metrics, bucket), _MAX_ROWS, _TIMEOUT_S, [])
+    points = [
+        TimelinePoint(
+            at=jsonable(slot),
+            variation=variation,
+            metric=label(metrics[int(metric)]),
+            units=int(units),
+            conversions=int(conversions),
+            rate=float(rate),
+        )
+        for slot, variation, metric, units, conversions, rate in found.rows
+    ]
+    return Timeline(bucket=bucket, points=points)
 
 
-def _day(value: Any) -> date:
-    return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
+def _utc(value: Any) -> datetime:
+    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def _number(row: dict[str, Any], key: str) -> float:

@@ -11,62 +11,25 @@ side: an attribute that is missing or of the wrong form skips its rule; a config
 (a value of the wrong type, a prerequisite cycle) gives the caller's default and an error.
 """
 
-import functools
 import hashlib
-import json
-import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any, Literal, TypeVar
-
-import semver
+from datetime import datetime
+from typing import Any, Literal
 
 from trackway.flags.comparators import COMPARATORS, HASHED
-from trackway.flags.compile import sensitive_hash
+from trackway.flags.compare import (
+    COMPARATOR_TEXTS,
+    EvaluationError,
+    InvalidAttribute,
+    attribute_text,
+    comparison,
+    is_text_list,
+)
 
 Reason = Literal["TARGETING_MATCH", "SPLIT", "DEFAULT", "ERROR"]
-_T = TypeVar("_T")
 _PREDEFINED = ("Identifier", "Email", "Country")
 _VALUE_KEYS = {0: ("b", bool), 1: ("s", str), 2: ("i", int), 3: ("d", float)}
-_COMPARATOR_TEXTS = (
-    "IS ONE OF",
-    "IS NOT ONE OF",
-    "CONTAINS ANY OF",
-    "NOT CONTAINS ANY OF",
-    "IS ONE OF",
-    "IS NOT ONE OF",
-    "<",
-    "<=",
-    ">",
-    ">=",
-    "=",
-    "!=",
-    "<",
-    "<=",
-    ">",
-    ">=",
-    "IS ONE OF",
-    "IS NOT ONE OF",
-    "BEFORE",
-    "AFTER",
-    "EQUALS",
-    "NOT EQUALS",
-    "STARTS WITH ANY OF",
-    "NOT STARTS WITH ANY OF",
-    "ENDS WITH ANY OF",
-    "NOT ENDS WITH ANY OF",
-    "ARRAY CONTAINS ANY OF",
-    "ARRAY NOT CONTAINS ANY OF",
-    "EQUALS",
-    "NOT EQUALS",
-    "STARTS WITH ANY OF",
-    "NOT STARTS WITH ANY OF",
-    "ENDS WITH ANY OF",
-    "NOT ENDS WITH ANY OF",
-    "ARRAY CONTAINS ANY OF",
-    "ARRAY NOT CONTAINS ANY OF",
-)
 _VALUE_KIND = {number: kind for number, kind in COMPARATORS.values()}
 
 
@@ -125,7 +88,7 @@ class User:
                 if not isinstance(value, str):
                     raise ValueError(f"the attribute `{name}` must be text")
                 fields[name.lower()] = value
-            elif isinstance(value, str | int | float) or _is_text_list(value):
+            elif isinstance(value, str | int | float) or is_text_list(value):
                 custom[name] = value
             else:
                 raise ValueError(
@@ -213,8 +176,16 @@ class Evaluation:
         }
 
 
-class EvaluationError(Exception):
-    """A config the SDKs cannot evaluate (the caller's default is returned)."""
+Outcome = tuple[Any, str | None, int | None, PercentageMatch | None]
+"""A setting's evaluation: value, variation id, matched rule, matched percentage option."""
+
+_Check = Callable[["_Run"], tuple[bool, str | None]]
+"""A prepared condition: (holds, why it was skipped) for the run's user."""
+
+_ABSENT: Any = object()  # a variation id the config does not give: the caller's default
+_HOLDS: tuple[bool, str | None] = (True, None)
+_FAILS: tuple[bool, str | None] = (False, None)
+_NO_USER: tuple[bool, str | None] = (False, "no user")
 
 
 def evaluate(
@@ -227,43 +198,12 @@ def evaluate(
     trace: bool = False,
 ) -> Evaluation:
     """Evaluate setting `key` of `config` for `user`, as `ConfigCatClient.get_value_details`."""
-    settings = config.get("f") or {}
-    log: list[str] | None = [] if trace else None
-    if key not in settings:
-        error = f"the key '{key}' was not found in the config (keys: {', '.join(settings)})"
-        return Evaluation(key, default, default_variation_id, error=error, trace=log or [])
-    run = _Run(config, user, log)
-    try:
-        value, variation, rule, option = run.setting(key, default_variation_id, [])
-    except Exception as exc:  # as the SDKs: a config they cannot evaluate gives the default
-        message = str(exc) or type(exc).__name__
-        if log is not None:
-            log.append(f"error: {message}")
-        return Evaluation(key, default, default_variation_id, error=message, trace=log or [])
-    return Evaluation(key, value, variation, rule, option, trace=log or [])
+    return Evaluator(config).evaluate(key, user, default, default_variation_id, trace=trace)
 
 
 def percentage_bucket(key: str, attribute_text: str) -> int:
     """The user's bucket (0 to 99) for a setting's percentage options."""
     return int(hashlib.sha1((key + attribute_text).encode()).hexdigest()[:7], 16) % 100
-
-
-def attribute_text(value: Any) -> str:
-    """A user attribute as the text the text comparators and bucketing see."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, datetime):
-        value = _seconds(value)
-    elif _is_text_list(value):
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "NaN"
-        if math.isinf(value):
-            return "Infinity" if value > 0 else "-Infinity"
-        if "e" not in str(value) and value.is_integer():
-            return str(int(value))
-    return str(value)
 
 
 def setting_value(holder: Mapping[str, Any], setting_type: Any) -> Any:
@@ -282,6 +222,415 @@ def setting_value(holder: Mapping[str, Any], setting_type: Any) -> Any:
     return value
 
 
+class Evaluator:
+    """A config_v6 document prepared for evaluation.
+
+    Each setting is turned, the first time it is evaluated, into tuples of rules whose
+    conditions are functions of the user (`trackway.flags.compare`), with its values
+    already type-checked; a server evaluating one config for many users reads the JSON
+    once. Preparing never fails: what the SDKs would find wrong in the config (a value of
+    the wrong type, an unknown comparator, a missing prerequisite) is raised when an
+    evaluation reaches it, as the SDKs do, and gives the caller's default and an error.
+    """
+
+    def __init__(self, config: Mapping[str, Any]) -> None:
+        self.config = config
+        self._raw: Mapping[str, Any] = config.get("f") or {}
+        self._raw_segments: list[Any] = config.get("s") or []
+        self._salt: str = (config.get("p") or {}).get("s", "")
+        self._settings: dict[str, _Setting] = {}
+        self._segments: dict[int, tuple[str, list[_Check]]] = {}
+
+    def evaluate(
+        self,
+        key: str,
+        user: User | None,
+        default: Any = None,
+        default_variation_id: str | None = None,
+        *,
+        trace: bool = False,
+    ) -> Evaluation:
+        """Setting `key` for `user`, as `ConfigCatClient.get_value_details`; with `trace`,
+        the steps are written to the result's `trace`."""
+        log: list[str] | None = [] if trace else None
+        if key not in self._raw:
+            error = f"the key '{key}' was not found in the config (keys: {', '.join(self._raw)})"
+            return Evaluation(key, default, default_variation_id, error=error, trace=log or [])
+        try:
+            value, variation, rule, option = _Run(self, user, log).setting(
+                key, default_variation_id
+            )
+        except Exception as exc:  # as the SDKs: a config they cannot evaluate gives the default
+            message = _message(exc)
+            if log is not None:
+                log.append(f"error: {message}")
+            return Evaluation(key, default, default_variation_id, error=message, trace=log or [])
+        return Evaluation(key, value, variation, rule, option, trace=log or [])
+
+    def evaluate_all(self, user: User | None) -> list[tuple[str, Outcome | str]]:
+        """Every setting for `user`, in the config's order, without defaults: its outcome,
+        or the error's text. A prerequisite flag is evaluated once for all that need it."""
+        run = _Run(self, user, None)
+        results: list[tuple[str, Outcome | str]] = []
+        for key in self._raw:
+            run.visited.clear()
+            try:
+                results.append((key, run.setting(key, None)))
+            except Exception as exc:
+                results.append((key, _message(exc)))
+        return results
+
+    def setting(self, key: str) -> "_Setting":
+        prepared = self._settings.get(key)
+        if prepared is None:
+            prepared = self._settings[key] = self._prepare(key, self._raw[key])
+        return prepared
+
+    def _prepare(self, key: str, raw: Any) -> "_Setting":
+        try:
+            kind = raw.get("t")
+            rules = tuple(
+                self._rule(index, rule, key, kind) for index, rule in enumerate(raw.get("r") or [])
+            )
+            attribute = raw.get("a")
+            return _Setting(
+                key,
+                attribute,
+                "Identifier" if attribute is None else attribute,
+                rules,
+                _options(raw.get("p") or [], kind),
+                _Value(raw, kind),
+                raw.get("i", _ABSENT),
+            )
+        except Exception as exc:
+            return _Setting(key, None, "", (), (), _Value({}, None), None, failure=exc)
+
+    def _rule(self, index: int, rule: Any, key: str, kind: Any) -> "_Rule":
+        try:
+            conditions = rule.get("c") or []
+            served = rule.get("s")
+        except Exception as exc:
+            return _Rule(index, None, None, None, (), failure=exc)
+        checks = None
+        if conditions:  # [{}] too: no condition to check, so the rule's value is served
+            found = (self._check(condition, key) for condition in conditions)
+            checks = tuple(check for check in found if check is not None)
+        has_value = checks is not None and served is not None
+        return _Rule(
+            index,
+            checks,
+            _Value(served, kind) if has_value else None,
+            served.get("i", _ABSENT) if has_value and isinstance(served, Mapping) else None,
+            _options(rule.get("p") or [], kind),
+        )
+
+    def _check(self, condition: Any, key: str) -> _Check | None:
+        """One condition of a rule; None: it has no kind the SDKs know (they skip it)."""
+        try:
+            if "u" in condition and condition["u"] is not None:
+                return self._user_check(condition["u"], key)
+            if "s" in condition and condition["s"] is not None:
+                return self._segment_check(condition["s"])
+            if "p" in condition and condition["p"] is not None:
+                return self._prerequisite_check(condition["p"], key)
+        except Exception as exc:
+            return _failing(exc)
+        return None
+
+    def _user_check(self, condition: Mapping[str, Any], context: str) -> _Check:
+        name = condition.get("a")
+        comparator = condition.get("c")
+        expected = condition.get(_VALUE_KIND[comparator])  # type: ignore[index]
+        if name is None:
+            raise EvaluationError("a condition has no attribute name")
+        try:
+            test = comparison(comparator, expected, self._salt, context)  # type: ignore[arg-type]
+        except Exception as exc:
+            test = _raising(exc)
+        attribute = str(name)
+        missing = (False, f"the User.{name} attribute is missing")
+        shown = "<hashed value>" if comparator in HASHED else _show(expected)
+        label = f"User.{name} {COMPARATOR_TEXTS[comparator]} {shown}: "  # type: ignore[index]
+
+        def check(run: _Run) -> tuple[bool, str | None]:
+            user = run.user
+            if user is None:
+                return _NO_USER
+            actual = user.attributes.get(attribute)
+            if actual is None or actual == "":
+                return missing
+            try:
+                ok = test(actual)
+            except InvalidAttribute as exc:
+                return False, f"the User.{name} attribute is invalid ({exc})"
+            if run.log is not None:
+                run.note(label + ("true" if ok else "false"))
+            return _HOLDS if ok else _FAILS
+
+        return check
+
+    def _segment_check(self, condition: Mapping[str, Any]) -> _Check:
+        index = condition.get("s")
+        if not isinstance(index, int) or not 0 <= index < len(self._raw_segments):
+            raise EvaluationError(f"segment index {index!r} is out of range")
+        name, inner = self._segment(index)
+        comparator = condition.get("c")
+        verb = "IS IN" if comparator == 0 else "IS NOT IN"
+
+        def check(run: _Run) -> tuple[bool, str | None]:
+            if run.user is None:
+                return _NO_USER
+            if comparator not in (0, 1):
+                raise EvaluationError(f"unknown segment comparator {comparator!r}")
+            known = run.segments.get(index)
+            if known is None:
+                inside, error = True, None
+                for inner_check in inner:
+                    ok, error = inner_check(run)
+                    if not ok:
+                        inside = False
+                        break
+                known = inside, error
+                if run.log is None:  # traced, every step is written each time
+                    run.segments[index] = known
+            inside, error = known
+            result = inside if comparator == 0 else not inside
+            if run.log is not None:
+                run.note(
+                    f"User {verb} SEGMENT '{name}': {'true' if result and not error else 'false'}"
+                )
+            return result, error
+
+        return check
+
+    def _segment(self, index: int) -> tuple[str, list[_Check]]:
+        prepared = self._segments.get(index)
+        if prepared is None:
+            segment = self._raw_segments[index]
+            name = segment.get("n", "")
+            inner = []
+            for condition in segment.get("r") or []:
+                try:
+                    inner.append(self._user_check(condition, name))
+                except Exception as exc:
+                    inner.append(_failing(exc))
+            prepared = self._segments[index] = name, inner
+        return prepared
+
+    def _prerequisite_check(self, condition: Mapping[str, Any], key: str) -> _Check:
+        other = condition.get("f")
+        comparator = condition.get("c")
+        if other is None or self._raw.get(other) is None:
+            raise EvaluationError(f"prerequisite flag {other!r} is missing")
+        kind = self._raw[other].get("t")
+        expected = setting_value(condition, kind)
+        if _value_type(condition) is not _VALUE_KEYS.get(kind, (None, None))[1]:
+            raise EvaluationError(
+                f"type mismatch between comparison value {expected!r} and prerequisite flag"
+                f" '{other}'"
+            )
+        verb = "EQUALS" if comparator == 0 else "DOES NOT EQUAL"
+
+        def check(run: _Run) -> tuple[bool, str | None]:
+            value = run.prerequisite(key, other)
+            if comparator not in (0, 1):
+                raise EvaluationError(f"unknown prerequisite comparator {comparator!r}")
+            result: bool = bool(value == expected) == (comparator == 0)
+            if run.log is not None:
+                run.note(f"Flag '{other}' {verb} {expected!r}: {'true' if result else 'false'}")
+            return _HOLDS if result else _FAILS
+
+        return check
+
+
+class _Value:
+    """A value of the config, type-checked once; what was wrong with it is raised on use."""
+
+    __slots__ = ("error", "value")
+
+    def __init__(self, holder: Any, kind: Any) -> None:
+        try:
+            self.value, self.error = setting_value(holder, kind), None
+        except Exception as exc:
+            self.value, self.error = None, exc
+
+    def get(self) -> Any:
+        if self.error is not None:
+            raise _again(self.error)
+        return self.value
+
+
+@dataclass(frozen=True, slots=True)
+class _Option:
+    """A percentage option: it serves users whose bucket is below `total`."""
+
+    total: Any
+    percent: Any
+    value: _Value
+    variation: Any
+    failure: Exception | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Rule:
+    """A targeting rule: `checks` None when it has no conditions (only percentages)."""
+
+    index: int
+    checks: tuple[_Check, ...] | None
+    value: _Value | None
+    variation: Any
+    options: tuple[_Option, ...]
+    failure: Exception | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Setting:
+    key: str
+    attribute: Any
+    attribute_name: str
+    rules: tuple[_Rule, ...]
+    options: tuple[_Option, ...]
+    value: _Value
+    variation: Any
+    failure: Exception | None = None
+
+
+def _options(options: Any, kind: Any) -> tuple[_Option, ...]:
+    prepared = []
+    total = 0
+    for option in options:
+        try:
+            percent = option.get("p", 0)
+            total += percent
+            prepared.append(_Option(total, percent, _Value(option, kind), option.get("i", _ABSENT)))
+        except Exception as exc:  # raised once an evaluation gets this far
+            prepared.append(_Option(None, None, _Value({}, None), None, failure=exc))
+            break
+    return tuple(prepared)
+
+
+class _Run:
+    """One evaluation (or, in `evaluate_all`, one per setting for the same user): the
+    user, the trace being written, and what is already known about this user."""
+
+    def __init__(self, evaluator: Evaluator, user: User | None, log: list[str] | None):
+        self.evaluator = evaluator
+        self.user = user
+        self.log = log
+        self.depth = 0
+        self.visited: list[str] = []
+        self.known: dict[str, Outcome] = {}
+        self.segments: dict[int, tuple[bool, str | None]] = {}
+
+    def note(self, line: str) -> None:
+        if self.log is not None:
+            self.log.append("  " * self.depth + line)
+
+    def setting(self, key: str, default_variation_id: str | None) -> Outcome:
+        # A setting evaluated without a default (prerequisites, evaluate_all) always gives
+        # the same outcome for this user: remembered, unless the steps are being traced.
+        memo = self.log is None and default_variation_id is None
+        if memo and key in self.known:
+            return self.known[key]
+        setting = self.evaluator.setting(key)
+        if setting.failure is not None:
+            raise _again(setting.failure)
+        if self.log is not None:
+            self.note(f"evaluating '{key}'")
+        self.depth += 1
+        try:
+            outcome = self._evaluate(setting, default_variation_id)
+        finally:
+            self.depth -= 1
+        if memo:
+            self.known[key] = outcome
+        return outcome
+
+    def _evaluate(self, setting: _Setting, default_variation_id: str | None) -> Outcome:
+        log = self.log
+        for rule in setting.rules:
+            if rule.failure is not None:
+                raise _again(rule.failure)
+            index = rule.index
+            if rule.checks is not None:
+                value = rule.value.get() if rule.value is not None else None
+                if not self._holds(rule.checks, index):
+                    continue
+                if rule.value is not None:
+                    if log is not None:
+                        self.note(f"rule {index + 1} matched: serving {value!r}")
+                    return value, _variation(rule.variation, default_variation_id), index, None
+            picked = self._percentages(setting, rule.options, default_variation_id)
+            if picked is not None:
+                return picked[0], picked[1], index, picked[2]
+            if log is not None:
+                self.note(f"rule {index + 1}: its percentage options do not apply; next rule")
+        picked = self._percentages(setting, setting.options, default_variation_id)
+        if picked is not None:
+            return picked[0], picked[1], None, picked[2]
+        value = setting.value.get()
+        if log is not None:
+            self.note(f"serving the flag's value {value!r}")
+        return value, _variation(setting.variation, default_variation_id), None, None
+
+    def _holds(self, checks: tuple[_Check, ...], rule: int) -> bool:
+        for check in checks:
+            ok, error = check(self)
+            if not ok or error:
+                if self.log is not None:
+                    self.note(f"rule {rule + 1} {f'skipped: {error}' if error else 'no match'}")
+                return False
+        return True
+
+    def _percentages(
+        self, setting: _Setting, options: tuple[_Option, ...], default_variation_id: str | None
+    ) -> tuple[Any, str | None, PercentageMatch] | None:
+        if not options:
+            return None
+        user = self.user
+        if user is None:
+            if self.log is not None:
+                self.note("percentage options skipped: no user")
+            return None
+        attribute, name = setting.attribute, setting.attribute_name
+        base = user.identifier if attribute is None else user.attributes.get(attribute)
+        if base is None:
+            if self.log is not None:
+                self.note(f"percentage options skipped: the User.{name} attribute is missing")
+            return None
+        bucket = percentage_bucket(setting.key, attribute_text(base))
+        for index, option in enumerate(options):
+            if option.failure is not None:
+                raise _again(option.failure)
+            if bucket < option.total:
+                value = option.value.get()
+                if self.log is not None:
+                    self.note(
+                        f"User.{name} is in bucket {bucket}: percentage option {index + 1}"
+                        f" ({option.percent}%) serves {value!r}"
+                    )
+                match = PercentageMatch(index, option.percent, name, bucket)
+                return value, _variation(option.variation, default_variation_id), match
+        if self.log is not None:
+            self.note(f"User.{name} is in bucket {bucket}, past every percentage option")
+        return None
+
+    def prerequisite(self, key: str, other: str) -> Any:
+        """The value of flag `other`, which a condition of flag `key` depends on."""
+        visited = self.visited
+        visited.append(key)
+        if other in visited:
+            cycle = " -> ".join(f"'{k}'" for k in [*visited, other])
+            raise EvaluationError(f"circular dependency between the flags {cycle}")
+        value = self.setting(other, None)[0]
+        visited.pop()
+        return value
+
+
+def _variation(given: Any, default: str | None) -> str | None:
+    return default if given is _ABSENT else given
+
+
 def _value_type(holder: Mapping[str, Any]) -> type | None:
     given = holder.get("v")
     if given is not None:
@@ -291,309 +640,33 @@ def _value_type(holder: Mapping[str, Any]) -> type | None:
     return None
 
 
-def _seconds(moment: datetime) -> float:
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
-
-
-def _is_text_list(value: Any) -> bool:
-    return isinstance(value, list) and all(isinstance(v, str) for v in value)
-
-
-def _number(value: Any) -> float:
-    return float(value.replace(",", ".")) if isinstance(value, str) else float(value)
-
-
-def _text_list(value: Any) -> list[str]:
-    items = json.loads(value) if isinstance(value, str) else value
-    if not _is_text_list(items):
-        raise ValueError("not a list of text")
-    result: list[str] = items
-    return result
-
-
 def _show(value: Any) -> str:
     if isinstance(value, list):
         return "[" + ", ".join(f"'{v}'" for v in value) + "]"
     return f"'{value}'"
 
 
-class _Run:
-    """One evaluation: the config, the user and the trace being written."""
-
-    def __init__(self, config: Mapping[str, Any], user: User | None, log: list[str] | None):
-        self.settings: Mapping[str, Any] = config.get("f") or {}
-        self.segments: list[Any] = config.get("s") or []
-        self.salt: str = (config.get("p") or {}).get("s", "")
-        self.user = user
-        self.log = log
-        self.depth = 0
-
-    def note(self, line: str) -> None:
-        if self.log is not None:
-            self.log.append("  " * self.depth + line)
-
-    def setting(
-        self, key: str, default_variation_id: str | None, visited: list[str]
-    ) -> tuple[Any, str | None, int | None, PercentageMatch | None]:
-        setting = self.settings[key]
-        kind = setting.get("t")
-        attribute = setting.get("a")
-        if self.log is not None:
-            self.note(f"evaluating '{key}'")
-        self.depth += 1
-        try:
-            for index, rule in enumerate(setting.get("r") or []):
-                conditions = rule.get("c") or []
-                served = rule.get("s")
-                if conditions:
-                    value = setting_value(served, kind) if served is not None else None
-                    if not self.conditions(conditions, key, visited, index):
-                        continue
-                    if served is not None:
-                        if self.log is not None:
-                            self.note(f"rule {index + 1} matched: serving {value!r}")
-                        return value, served.get("i", default_variation_id), index, None
-                picked = self.percentages(
-                    rule.get("p") or [], key, kind, attribute, default_variation_id
-                )
-                if picked is not None:
-                    return picked[0], picked[1], index, picked[2]
-                if self.log is not None:
-                    self.note(f"rule {index + 1}: its percentage options do not apply; next rule")
-            picked = self.percentages(
-                setting.get("p") or [], key, kind, attribute, default_variation_id
-            )
-            if picked is not None:
-                return picked[0], picked[1], None, picked[2]
-            value = setting_value(setting, kind)
-            if self.log is not None:
-                self.note(f"serving the flag's value {value!r}")
-            return value, setting.get("i", default_variation_id), None, None
-        finally:
-            self.depth -= 1
-
-    def percentages(
-        self,
-        options: list[Any],
-        key: str,
-        kind: int,
-        attribute: str | None,
-        default_variation_id: str | None,
-    ) -> tuple[Any, str | None, PercentageMatch] | None:
-        if not options:
-            return None
-        if self.user is None:
-            if self.log is not None:
-                self.note("percentage options skipped: no user")
-            return None
-        name = attribute if attribute is not None else "Identifier"
-        base = self.user.identifier if attribute is None else self.user.attributes.get(attribute)
-        if base is None:
-            if self.log is not None:
-                self.note(f"percentage options skipped: the User.{name} attribute is missing")
-            return None
-        bucket = percentage_bucket(key, attribute_text(base))
-        total = 0
-        for index, option in enumerate(options):
-            total += option.get("p", 0)
-            if bucket < total:
-                value = setting_value(option, kind)
-                if self.log is not None:
-                    self.note(
-                        f"User.{name} is in bucket {bucket}: percentage option {index + 1}"
-                        f" ({option.get('p', 0)}%) serves {value!r}"
-                    )
-                match = PercentageMatch(index, option.get("p", 0), name, bucket)
-                return value, option.get("i", default_variation_id), match
-        if self.log is not None:
-            self.note(f"User.{name} is in bucket {bucket}, past every percentage option")
-        return None
-
-    def conditions(self, conditions: list[Any], key: str, visited: list[str], rule: int) -> bool:
-        for condition in conditions:
-            if "u" in condition and condition["u"] is not None:
-                ok, error = self.user_condition(condition["u"], key, key)
-            elif "s" in condition and condition["s"] is not None:
-                ok, error = self.segment_condition(condition["s"], key)
-            elif "p" in condition and condition["p"] is not None:
-                ok, error = self.prerequisite(condition["p"], key, visited), None
-            else:
-                continue
-            if not ok or error:
-                why = f"skipped: {error}" if error else "no match"
-                if self.log is not None:
-                    self.note(f"rule {rule + 1} {why}")
-                return False
-        return True
-
-    def user_condition(
-        self, condition: Mapping[str, Any], key: str, context: str
-    ) -> tuple[bool, str | None]:
-        name = condition.get("a")
-        comparator = condition.get("c")
-        expected = condition.get(_VALUE_KIND[comparator])  # type: ignore[index]
-        if name is None:
-            raise EvaluationError("a condition has no attribute name")
-        if self.user is None:
-            return False, "no user"
-        actual = self.user.attributes.get(str(name))
-        if actual is None or actual == "":
-            return False, f"the User.{name} attribute is missing"
-        try:
-            ok = self.compare(comparator, actual, expected, context)  # type: ignore[arg-type]
-        except _InvalidAttribute as exc:
-            return False, f"the User.{name} attribute is invalid ({exc})"
-        if self.log is not None:
-            shown = "<hashed value>" if comparator in HASHED else _show(expected)
-            verb = _COMPARATOR_TEXTS[comparator]  # type: ignore[index]
-            if self.log is not None:
-                self.note(f"User.{name} {verb} {shown}: {'true' if ok else 'false'}")
-        return ok, None
-
-    def compare(self, c: int, actual: Any, expected: Any, context: str) -> bool:
-        if c in (0, 1):
-            return (attribute_text(actual) in expected) == (c == 0)
-        if c in (2, 3):
-            found = any(item in attribute_text(actual) for item in expected)
-            return found == (c == 2)
-        if 4 <= c <= 9:
-            return self.semver(c, actual, expected)
-        if 10 <= c <= 15:
-            number = _guard(_number, actual, "is not a valid decimal number")
-            return _ORDER[c - 10](number, float(expected))
-        if c in (16, 17):
-            found = self.hash(attribute_text(actual).encode(), context) in expected
-            return found == (c == 16)
-        if c in (18, 19):
-            when = (
-                _seconds(actual)
-                if isinstance(actual, datetime)
-                else _guard(_number, actual, "is not a valid Unix timestamp")
-            )
-            return when < float(expected) if c == 18 else when > float(expected)
-        if c in (20, 21):
-            digest = self.hash(attribute_text(actual).encode(), context)
-            return bool(digest == expected) == (c == 20)
-        if 22 <= c <= 25:
-            return self.hashed_affix(c, actual, expected, context)
-        if c in (26, 27, 34, 35):
-            items = _guard(_text_list, actual, "is not a valid string array")
-            if c in (26, 27):
-                items = [self.hash(i.encode(), context) for i in items]
-            found = any(item in items for item in expected)
-            return found == (c in (26, 34))
-        if c in (28, 29):
-            return bool(attribute_text(actual) == expected) == (c == 28)
-        if 30 <= c <= 33:
-            text = attribute_text(actual)
-            test = text.startswith if c in (30, 31) else text.endswith
-            found = any(test(item) for item in expected)
-            return found == (c in (30, 32))
-        raise EvaluationError(f"unknown comparator {c!r}")
-
-    def semver(self, c: int, actual: Any, expected: Any) -> bool:
-        version = str(actual).strip()
-        if c in (4, 5):
-            match = False
-            for item in filter(None, (x.strip() for x in expected)):
-                match = _semver_match(version, "==" + str(item)) or match
-            return match == (c == 4)
-        return _semver_match(version, _COMPARATOR_TEXTS[c] + str(expected).strip())
-
-    def hashed_affix(self, c: int, actual: Any, expected: list[str], context: str) -> bool:
-        for item in expected:
-            length_text, _, digest = item.partition("_")
-            if not _:
-                raise EvaluationError(f"a hashed comparison value has no length: {item!r}")
-            length = int(length_text)
-            raw = attribute_text(actual).encode()
-            if len(raw) >= length:
-                part = raw[:length] if c in (22, 23) else raw[len(raw) - length :]
-                if self.hash(part, context) == digest:
-                    return c in (22, 24)
-        return c in (23, 25)
-
-    def hash(self, raw: bytes, context: str) -> str:
-        return sensitive_hash(raw, self.salt, context)
-
-    def segment_condition(self, condition: Mapping[str, Any], key: str) -> tuple[bool, str | None]:
-        index = condition.get("s")
-        if not isinstance(index, int) or not 0 <= index < len(self.segments):
-            raise EvaluationError(f"segment index {index!r} is out of range")
-        segment = self.segments[index]
-        name = segment.get("n", "")
-        comparator = condition.get("c")
-        if self.user is None:
-            return False, "no user"
-        if comparator not in (0, 1):
-            raise EvaluationError(f"unknown segment comparator {comparator!r}")
-        inside, error = True, None
-        for inner in segment.get("r") or []:
-            ok, error = self.user_condition(inner, key, name)
-            if not ok:
-                inside = False
-                break
-        result = inside if comparator == 0 else not inside
-        verb = "IS IN" if comparator == 0 else "IS NOT IN"
-        if self.log is not None:
-            self.note(
-                f"User {verb} SEGMENT '{name}': {'true' if result and not error else 'false'}"
-            )
-        return result, error
-
-    def prerequisite(self, condition: Mapping[str, Any], key: str, visited: list[str]) -> bool:
-        other = condition.get("f")
-        comparator = condition.get("c")
-        if other is None or self.settings.get(other) is None:
-            raise EvaluationError(f"prerequisite flag {other!r} is missing")
-        kind = self.settings[other].get("t")
-        expected = setting_value(condition, kind)
-        if _value_type(condition) is not _VALUE_KEYS.get(kind, (None, None))[1]:
-            raise EvaluationError(
-                f"type mismatch between comparison value {expected!r} and prerequisite flag"
-                f" '{other}'"
-            )
-        visited.append(key)
-        if other in visited:
-            cycle = " -> ".join(f"'{k}'" for k in [*visited, other])
-            raise EvaluationError(f"circular dependency between the flags {cycle}")
-        value = self.setting(other, None, visited)[0]
-        visited.pop()
-        if comparator not in (0, 1):
-            raise EvaluationError(f"unknown prerequisite comparator {comparator!r}")
-        result: bool = bool(value == expected) == (comparator == 0)
-        verb = "EQUALS" if comparator == 0 else "DOES NOT EQUAL"
-        if self.log is not None:
-            self.note(f"Flag '{other}' {verb} {expected!r}: {'true' if result else 'false'}")
-        return result
+def _message(exc: BaseException) -> str:
+    return str(exc) or type(exc).__name__
 
 
-@functools.lru_cache(maxsize=4096)
-def _semver_match(version: str, expression: str) -> bool:
-    """semver's `Version.parse(version).match(expression)`, as the Python SDK calls it;
-    cached because parsing dominates and apps have few distinct versions."""
+def _again(exc: Exception) -> Exception:
+    """A fresh copy of a stored error (raising the same object again grows its traceback)."""
     try:
-        return bool(semver.Version.parse(version).match(expression))
-    except ValueError:
-        raise _InvalidAttribute(f"'{version}' is not a valid semantic version") from None
+        return type(exc)(*exc.args)
+    except Exception:
+        return EvaluationError(_message(exc))
 
 
-class _InvalidAttribute(Exception):
-    """The attribute's value has the wrong form for the comparator: the rule is skipped."""
+def _raising(exc: Exception) -> Callable[[Any], bool]:
+    def test(actual: Any) -> bool:
+        raise _again(exc)
+
+    return test
 
 
-def _guard(parse: Callable[[Any], _T], value: Any, problem: str) -> _T:
-    try:
-        return parse(value)
-    except ValueError:
-        raise _InvalidAttribute(f"'{value}' {problem}") from None
+def _failing(exc: Exception) -> _Check:
+    def check(run: _Run) -> tuple[bool, str | None]:
+        raise _again(exc)
 
-
-_ORDER = (
-    float.__eq__,
-    float.__ne__,
-    float.__lt__,
-    float.__le__,
-    float.__gt__,
-    float.__ge__,
-)
+    return check

@@ -15,19 +15,15 @@ context evaluates without a user, as an SDK called without one; attributes witho
 """
 
 import hashlib
-import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from starlette.middleware.cors import CORSMiddleware
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route, Router
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from trackway import codec
+from trackway.flags.asgi import JSON, answer, error
 from trackway.flags.environments import Environment
-from trackway.flags.evaluate import Evaluation, User, evaluate
+from trackway.flags.evaluate import Evaluation, Evaluator, Outcome, User
 from trackway.flags.serve import FlagCache
 
 MAX_BODY_BYTES = 64 * 1024
@@ -35,6 +31,24 @@ MAX_BODY_BYTES = 64 * 1024
 
 OnEvaluated = Callable[[Environment, Evaluation, User | None], Awaitable[None]]
 """Awaited after each single-flag evaluation, before the answer (flags/events.py)."""
+
+_BULK = "/evaluate/flags"
+_SINGLE = "/evaluate/flags/"
+# CORS on every answer (browser providers read the ETag); the preflight allows what they send.
+_CORS = [
+    (b"access-control-allow-origin", b"*"),
+    (b"access-control-expose-headers", b"ETag, Content-Length"),
+]
+_PREFLIGHT = [
+    *_CORS,
+    (b"access-control-allow-methods", b"POST, OPTIONS"),
+    (
+        b"access-control-allow-headers",
+        b"Authorization, X-API-Key, X-ConfigCat-SdkKey, Content-Type, If-None-Match",
+    ),
+    (b"access-control-max-age", b"600"),
+]
+_ANSWER = [*JSON, *_CORS]
 
 
 class _Refused(Exception):
@@ -45,75 +59,114 @@ class _Refused(Exception):
         self.body = body
 
 
-def ofrep_app(cache: FlagCache, on_evaluated: OnEvaluated | None = None) -> ASGIApp:
-    """The ASGI app mounted at `/ofrep/v1`."""
+class _Items:
+    """The OFREP items of one prepared config, by outcome: an item depends only on the
+    flag, the matched rule and percentage option and the bucket (shown in `why`), so
+    users with the same outcome share one (at most flags x (rules + 1) x 100)."""
 
-    async def single(request: Request) -> Response:
-        key = request.path_params["key"]
+    def __init__(self, evaluator: Evaluator, settings: dict[str, Any]) -> None:
+        self.evaluator = evaluator
+        self._settings = settings
+        self._items: dict[tuple[str, int | None, int | None, int | None], dict[str, Any]] = {}
+
+    def item(self, key: str, outcome: Outcome | str) -> dict[str, Any]:
+        if isinstance(outcome, str):
+            return _item(Evaluation(key, None, None, error=outcome), self._settings[key])
+        option = outcome[3]
+        index = (
+            (key, outcome[2], None, None)
+            if option is None
+            else (key, outcome[2], option.index, option.bucket)
+        )
+        found = self._items.get(index)
+        if found is None:
+            found = _item(Evaluation(key, *outcome), self._settings[key])
+            self._items[index] = found
+        return found
+
+
+def ofrep_app(cache: FlagCache, on_evaluated: OnEvaluated | None = None) -> ASGIApp:
+    """The ASGI app mounted at `/ofrep/v1` (a bare callable: `flags.asgi`)."""
+    items: dict[str, _Items] = {}
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope["path"]
+        root: str = scope.get("root_path", "")
+        if root and path.startswith(root):
+            path = path[len(root) :]
+        if path != _BULK and not path.startswith(_SINGLE):
+            body = error("not_found", f"nothing at {scope['path']} (see / for what is here)")
+            await answer(send, 404, _ANSWER, body)
+            return
+        method = scope["method"]
+        if method == "OPTIONS":  # a browser provider's CORS preflight
+            await answer(send, 200, _PREFLIGHT)
+            return
+        if method != "POST":
+            body = error("method_not_allowed", f"{method} is not allowed on {scope['path']}")
+            await answer(send, 405, [*_ANSWER, (b"allow", b"POST, OPTIONS")], body)
+            return
+        headers = dict(scope["headers"])
+        if path == _BULK:
+            await bulk(headers, receive, send)
+        else:
+            await single(path[len(_SINGLE) :], headers, receive, send)
+
+    async def single(key: str, headers: dict[bytes, bytes], receive: Receive, send: Send) -> None:
         try:
-            env = _environment(request, cache)
-            user = _user(await _context(request), key)
+            env = _environment(headers, cache)
+            user = _user(await _context(headers, receive), key)
         except _Refused as refused:
-            return JSONResponse({"key": key, **refused.body}, refused.status)
+            await _json(send, refused.status, {"key": key, **refused.body})
+            return
         setting = env.settings.get(key)
         if setting is None:
             details = f"flag '{key}' was not found in environment '{env.name}'"
-            return JSONResponse(
-                {"key": key, "errorCode": "FLAG_NOT_FOUND", "errorDetails": details}, 404
-            )
-        result = evaluate(env.config, key, user)
+            body = {"key": key, "errorCode": "FLAG_NOT_FOUND", "errorDetails": details}
+            await _json(send, 404, body)
+            return
+        result = cache.evaluator(env).evaluate(key, user)
         if on_evaluated is not None:
             await on_evaluated(env, result, user)
         item = _item(result, setting)
-        return JSONResponse(item, 400 if "errorCode" in item else 200)
+        await _json(send, 400 if "errorCode" in item else 200, item)
 
-    async def bulk(request: Request) -> Response:
+    async def bulk(headers: dict[bytes, bytes], receive: Receive, send: Send) -> None:
         try:
-            env = _environment(request, cache)
-            context = await _context(request)
+            env = _environment(headers, cache)
+            context = await _context(headers, receive)
             user = _user(context, None)
         except _Refused as refused:
-            return JSONResponse(refused.body, refused.status)
-        canonical = json.dumps(context, sort_keys=True, ensure_ascii=False)
-        digest = hashlib.sha256(f"{cache.version(env)}\0{canonical}".encode()).hexdigest()
-        etag = f'"{digest[:32]}"'
-        if request.headers.get("if-none-match") == etag:
-            return Response(status_code=304, headers={"ETag": etag})
-        flags = [
-            _item(evaluate(env.config, key, user), setting) for key, setting in env.settings.items()
-        ]
-        return Response(
-            codec.dumps({"flags": flags}), media_type="application/json", headers={"ETag": etag}
-        )
+            await _json(send, refused.status, refused.body)
+            return
+        canonical = codec.dumps_sorted(context)
+        digest = hashlib.sha256(f"{cache.version(env)}\0".encode() + canonical).hexdigest()
+        etag = f'"{digest[:32]}"'.encode()
+        if headers.get(b"if-none-match") == etag:
+            await answer(send, 304, [(b"etag", etag), *_CORS])
+            return
+        evaluator = cache.evaluator(env)
+        known = items.get(env.sdk_key)
+        if known is None or known.evaluator is not evaluator:
+            known = items[env.sdk_key] = _Items(evaluator, env.settings)
+        flags = [known.item(key, outcome) for key, outcome in evaluator.evaluate_all(user)]
+        await answer(send, 200, [(b"etag", etag), *_ANSWER], codec.dumps({"flags": flags}))
 
-    return CORSMiddleware(
-        Router(
-            [
-                Route("/evaluate/flags", bulk, methods=["POST"]),
-                Route("/evaluate/flags/{key:path}", single, methods=["POST"]),
-            ]
-        ),
-        allow_origins=["*"],
-        allow_methods=["POST", "OPTIONS"],
-        allow_headers=[
-            "Authorization",
-            "X-API-Key",
-            "X-ConfigCat-SdkKey",
-            "Content-Type",
-            "If-None-Match",
-        ],
-        expose_headers=["ETag", "Content-Length"],
-        max_age=600,
-    )
+    return app
 
 
-def _environment(request: Request, cache: FlagCache) -> Environment:
-    headers = request.headers
-    bearer = headers.get("authorization", "")
+async def _json(send: Send, status: int, body: dict[str, Any]) -> None:
+    await answer(send, status, _ANSWER, codec.dumps(body))
+
+
+def _environment(headers: dict[bytes, bytes], cache: FlagCache) -> Environment:
+    bearer = headers.get(b"authorization", b"").decode("latin-1")
     key = (
         bearer[7:].strip()
         if bearer[:7].lower() == "bearer "
-        else headers.get("x-api-key") or headers.get("x-configcat-sdkkey")
+        else (headers.get(b"x-api-key") or headers.get(b"x-configcat-sdkkey") or b"").decode(
+            "latin-1"
+        )
     )
     if not key:
         raise _Refused(
@@ -133,16 +186,21 @@ def _environment(request: Request, cache: FlagCache) -> Environment:
     return env
 
 
-async def _context(request: Request) -> Any:
+async def _context(headers: dict[bytes, bytes], receive: Receive) -> Any:
     """The request's `context` (None when absent), refusing oversized or malformed bodies."""
-    declared = request.headers.get("content-length")
+    declared = headers.get(b"content-length")
     if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
         raise _too_large()
     body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":  # the client went away
+            break
+        body += message.get("body", b"")
         if len(body) > MAX_BODY_BYTES:
             raise _too_large()
+        if not message.get("more_body", False):
+            break
     if not body.strip():
         return None
     try:

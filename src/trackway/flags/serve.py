@@ -15,6 +15,8 @@ from urllib.parse import parse_qsl
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from trackway.flags import environments as envs
+from trackway.flags.asgi import JSON, Headers, answer, error
+from trackway.flags.evaluate import Evaluator
 from trackway.storage.base import StateStore
 
 _SUFFIX = "/config_v6.json"
@@ -24,13 +26,15 @@ _MISS_RELOAD_INTERVAL_S = 1.0
 
 
 class FlagCache:
-    """SDK key → stored environment, and the served bytes per (key, base URL)."""
+    """SDK key → stored environment, its prepared evaluator, and the served bytes per
+    (key, base URL)."""
 
     def __init__(self, store: StateStore) -> None:
         self._store = store
         self._envs: dict[str, envs.Environment] = {}
         self._bodies: dict[tuple[str, str], tuple[bytes, str]] = {}
         self._versions: dict[str, str] = {}
+        self._evaluators: dict[str, Evaluator] = {}
         self._last_miss_reload = 0.0
         self.reload()
 
@@ -38,6 +42,7 @@ class FlagCache:
         self._envs = {env.sdk_key: env for env in envs.environments(self._store)}
         self._bodies = {}
         self._versions = {}
+        self._evaluators = {}
 
     def environment(self, sdk_key: str) -> envs.Environment | None:
         """The environment served at `sdk_key`; None: unknown (after one fresh look)."""
@@ -59,6 +64,13 @@ class FlagCache:
             known = self._versions[env.sdk_key] = hashlib.sha256(raw).hexdigest()[:32]
         return known
 
+    def evaluator(self, env: envs.Environment) -> Evaluator:
+        """The environment's config prepared for evaluation (until the next reload)."""
+        known = self._evaluators.get(env.sdk_key)
+        if known is None:
+            known = self._evaluators[env.sdk_key] = Evaluator(env.config)
+        return known
+
     def body(self, sdk_key: str, base_url: str) -> tuple[bytes, str] | None:
         """(JSON bytes, ETag) of the key's config as served from `base_url`; None: unknown."""
         cached = self._bodies.get((sdk_key, base_url))
@@ -78,11 +90,7 @@ class FlagCache:
 
 
 def flags_app(cache: FlagCache) -> ASGIApp:
-    """The ASGI app mounted at `/configuration-files`.
-
-    A bare ASGI callable rather than a Starlette router with its CORS middleware: every
-    SDK polls this, and the router, middleware, Request and Response objects cost about
-    as much CPU as the whole answer (bench/RESULTS.md, 2026-12-07)."""
+    """The ASGI app mounted at `/configuration-files` (a bare callable: `flags.asgi`)."""
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         method = scope["method"]
@@ -90,23 +98,23 @@ def flags_app(cache: FlagCache) -> ASGIApp:
             await _answer(send, 204, _PREFLIGHT)
             return
         if method not in ("GET", "HEAD"):
-            body = _error("method_not_allowed", "only GET is served here")
-            await _answer(send, 405, [*_JSON, (b"allow", b"GET, HEAD, OPTIONS")], body)
+            body = error("method_not_allowed", "only GET is served here")
+            await _answer(send, 405, [*JSON, (b"allow", b"GET, HEAD, OPTIONS")], body)
             return
         path: str = scope["path"]
         root: str = scope.get("root_path", "")
         if root and path.startswith(root):
             path = path[len(root) :]
         if not path.endswith(_SUFFIX):
-            body = _error("unknown_sdk_key", "only <sdkKey>/config_v6.json is served here")
-            await _answer(send, 404, _JSON, body)
+            body = error("unknown_sdk_key", "only <sdkKey>/config_v6.json is served here")
+            await _answer(send, 404, JSON, body)
             return
         sdk_key = path[1 : -len(_SUFFIX)]
         headers = dict(scope["headers"])
         served = cache.body(sdk_key, _base_url(scope, headers))
         if served is None:
-            body = _error("unknown_sdk_key", f"no flag environment has the SDK key '{sdk_key}'")
-            await _answer(send, 404, _JSON, body)
+            body = error("unknown_sdk_key", f"no flag environment has the SDK key '{sdk_key}'")
+            await _answer(send, 404, JSON, body)
             return
         content, etag = served
         raw_etag = etag.encode()
@@ -115,7 +123,7 @@ def flags_app(cache: FlagCache) -> ASGIApp:
         if given == raw_etag:
             await _answer(send, 304, answer)
         else:
-            await _answer(send, 200, [*answer, *_JSON], b"" if method == "HEAD" else content)
+            await _answer(send, 200, [*answer, *JSON], b"" if method == "HEAD" else content)
 
     return app
 
@@ -132,17 +140,10 @@ _PREFLIGHT = [
     (b"access-control-max-age", b"600"),
 ]
 _REVALIDATE = [(b"cache-control", b"max-age=0, must-revalidate")]
-_JSON = [(b"content-type", b"application/json")]
 
 
-async def _answer(
-    send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes = b""
-) -> None:
-    headers = [*headers, *_CORS]
-    if status != 304 and status != 204:
-        headers.append((b"content-length", str(len(body)).encode()))
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+async def _answer(send: Send, status: int, headers: Headers, body: bytes = b"") -> None:
+    await answer(send, status, [*headers, *_CORS], body)
 
 
 def _base_url(scope: Scope, headers: dict[bytes, bytes]) -> str:
@@ -164,7 +165,3 @@ def _ccetag(query: bytes) -> bytes | None:
         if name == "ccetag":
             return value.encode("latin-1")
     return None
-
-
-def _error(code: str, message: str) -> bytes:
-    return json.dumps({"code": code, "message": message}).encode()

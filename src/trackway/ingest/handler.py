@@ -1,6 +1,7 @@
 """The tracking request path: authenticate, validate, normalize, append, answer."""
 
 import contextlib
+import functools
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -23,7 +24,7 @@ from trackway.spec.limits import MAX_BATCH_EVENTS
 from trackway.spec.message import Message, batch_decoder, decode_message, decode_messages
 from trackway.spec.normalize import RequestInfo, normalize, utc
 from trackway.storage.base import EventLog, StorageUnavailable
-from trackway.storage.dedup import message_hash
+from trackway.storage.dedup import message_hashes
 from trackway.storage.records import (
     AcceptedEvent,
     AppendResult,
@@ -261,12 +262,15 @@ class Ingestor:
         self.metrics.count(source.name, 0, 0, 1, 0)
 
 
+_new_accepted = functools.partial(tuple.__new__, AcceptedEvent)
+
+
 def _accept(batch: IngestBatch, events: list[Message]) -> None:
     """Add normalized events to the batch: their ids, and their JSON in one encode call."""
-    source_id = batch.source_id
-    batch.events = [
-        AcceptedEvent(str(e.message_id), message_hash(source_id, str(e.message_id))) for e in events
-    ]
+    ids = [str(e.message_id) for e in events]
+    # Tuples made in C, not through the NamedTuple's Python-level __new__ (half the cost).
+    hashes = message_hashes(batch.source_id, ids)
+    batch.events = list(map(_new_accepted, zip(ids, hashes, strict=True)))
     batch.encoded = codec.dumps(events)
 
 

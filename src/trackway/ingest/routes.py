@@ -2,14 +2,14 @@
 
 from collections.abc import Awaitable, Callable
 
-from starlette.middleware.cors import CORSMiddleware
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route, Router
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from trackway.ingest.client_ip import is_trusted
 from trackway.ingest.handler import TRACKING_SOURCE_TYPE, Ingestor, WebhookParser
+from trackway.server.landing import http_error
 from trackway.spec.message import TYPES
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -18,7 +18,14 @@ _SHORT = {kind[0]: kind for kind in TYPES}  # analytics.js posts to /v1/t, /v1/i
 
 
 def tracking_app(ingestor: Ingestor, webhooks: dict[str, WebhookParser]) -> ASGIApp:
-    """The ASGI app mounted at `/v1`; `webhooks` maps a source type to its parser."""
+    """The ASGI app that answers every path under `/v1/`; `webhooks` maps a source type
+    to its parser.
+
+    A bare ASGI callable rather than a Starlette router with its CORS middleware: every
+    tracking call goes through it, and the router (matching a path against each of ~20
+    routes), the middleware and their wrappers cost more CPU than a single event's whole
+    handling (bench/RESULTS.md, 2026-12-08).
+    """
 
     def endpoint(path_type: str | None, browser: bool) -> Endpoint:
         async def handle(request: Request) -> Response:
@@ -54,25 +61,53 @@ def tracking_app(ingestor: Ingestor, webhooks: dict[str, WebhookParser]) -> ASGI
 
         return handle
 
-    routes = [Route(f"/{kind}", endpoint(kind, False), methods=["POST"]) for kind in TYPES]
-    routes += [
-        Route(f"/webhooks/{kind}/{{write_key}}", webhook(kind, parse), methods=["POST"])
-        for kind, parse in webhooks.items()
-    ]
-    routes += [Route(f"/{s}", endpoint(kind, True), methods=["POST"]) for s, kind in _SHORT.items()]
-    routes += [
-        Route("/batch", endpoint(None, False), methods=["POST"]),
-        Route("/b", endpoint(None, True), methods=["POST"]),
-        Route("/m", metrics_sink, methods=["POST"]),
-        Route("/projects/{write_key}/settings", settings, methods=["GET"]),
-    ]
-    return CORSMiddleware(
-        Router(routes),
-        allow_origins=["*"],
-        allow_methods=["GET", "POST", "OPTIONS"],
-        allow_headers=["Content-Type", "Authorization", "X-Retry-Count"],
-        max_age=86400,
-    )
+    posts: dict[str, Endpoint] = {f"/v1/{kind}": endpoint(kind, False) for kind in TYPES}
+    posts |= {f"/v1/{s}": endpoint(kind, True) for s, kind in _SHORT.items()}
+    posts |= {
+        "/v1/batch": endpoint(None, False),
+        "/v1/b": endpoint(None, True),
+        "/v1/m": metrics_sink,
+    }
+    hooks = {kind: webhook(kind, parse) for kind, parse in webhooks.items()}
+
+    def route(method: str, path: str) -> tuple[Endpoint | None, dict[str, str], str]:
+        """The endpoint of a path, its parameters, and the methods the path takes."""
+        if path in posts:
+            return (posts[path] if method == "POST" else None), {}, "POST"
+        parts = path.split("/")  # "", "v1", ...
+        if len(parts) == 5 and parts[2] == "webhooks" and parts[3] in hooks and parts[4]:
+            found = hooks[parts[3]] if method == "POST" else None
+            return found, {"write_key": parts[4]}, "POST"
+        if len(parts) == 5 and parts[2] == "projects" and parts[3] and parts[4] == "settings":
+            found = settings if method in ("GET", "HEAD") else None
+            return found, {"write_key": parts[3]}, "GET"
+        return None, {}, ""
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        method: str = scope["method"]
+        if method == "OPTIONS":  # analytics.js's CORS preflight
+            await Response(status_code=200, headers=_PREFLIGHT)(scope, receive, send)
+            return
+        found, params, allowed = route(method, scope["path"])
+        if found is None:
+            status = 405 if allowed else 404
+            headers = {"Allow": allowed} if allowed else None
+            response = await http_error(Request(scope), HTTPException(status, headers=headers))
+        else:
+            scope["path_params"] = params
+            response = await found(Request(scope, receive))
+        response.headers["Access-Control-Allow-Origin"] = "*"
+        await response(scope, receive, send)
+
+    return app
+
+
+_PREFLIGHT = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
+    "Access-Control-Allow-Headers": "Content-Type, Authorization, X-Retry-Count",
+    "Access-Control-Max-Age": "86400",
+}
 
 
 def analytics_js_settings(write_key: str, api_host: str, protocol: str) -> dict[str, object]:

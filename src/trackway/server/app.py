@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from trackway.admin.app import admin_app
 from trackway.admin.auth import AdminAuth
@@ -48,7 +49,7 @@ def create_app(
     on_started: Callable[[], None] | None = None,
     workers: Sequence[Worker] = (),
     collectors: Sequence[Collector] = (),
-) -> Starlette:
+) -> ASGIApp:
     """The whole HTTP surface: tracking API, admin API, dashboard, health and metrics.
 
     The log's writer and the `workers` are started and stopped with the app's lifespan:
@@ -130,9 +131,6 @@ def create_app(
     else:
         auth = AdminAuth(store, settings.admin_token)
         routes += [
-            Mount(
-                "/v1", app=tracking_app(ingestor, {"configcat": configcat_webhook.parser(store)})
-            ),
             Mount("/configuration-files", app=flags_app(flags)),
             Mount("/ofrep/v1", app=ofrep_app(flags, EvaluatedEvents(ingestor, sources))),
             Mount(
@@ -141,6 +139,18 @@ def create_app(
             ),
             *dashboard_routes(auth, store, log, settings),
         ]
-    return Starlette(
+    app = Starlette(
         routes=routes, lifespan=lifespan, exception_handlers={HTTPException: http_error}
     )
+    if not serves_api:
+        return app
+    tracking = tracking_app(ingestor, {"configcat": configcat_webhook.parser(store)})
+
+    async def front(scope: Scope, receive: Receive, send: Send) -> None:
+        # The tracking API skips Starlette's middleware and router (ingest/routes.py).
+        if scope["type"] == "http" and scope["path"].startswith("/v1/"):
+            await tracking(scope, receive, send)
+        else:
+            await app(scope, receive, send)
+
+    return front

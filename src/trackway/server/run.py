@@ -19,6 +19,7 @@ from trackway.console import show_on_console
 from trackway.destinations.worker import Deliveries
 from trackway.reverse_etl.schedule import SchedulerThread
 from trackway.server.app import Worker, create_app
+from trackway.server.connections import ConnectionLimits, open_file_limit, protocol_class
 from trackway.settings import Settings
 from trackway.storage.base import EventLog, NoDataDirectory, StateStore
 from trackway.storage.leases import Leases
@@ -144,6 +145,9 @@ def serve(settings: Settings) -> None:
         app,
         host=settings.host,
         port=settings.port,
+        http=protocol_class(_connection_limits(settings)),
+        ws="none",  # nothing is served over WebSockets
+        timeout_keep_alive=settings.idle_timeout_s,
         log_level="warning",
         access_log=False,
         timeout_graceful_shutdown=30,
@@ -163,6 +167,21 @@ def serve(settings: Settings) -> None:
         if leases is not None:
             leases.close()
     click.echo("Trackway stopped; every acknowledged event is committed.")
+
+
+def _connection_limits(settings: Settings) -> ConnectionLimits:
+    max_connections = open_file_limit(settings.max_connections)
+    if max_connections < settings.max_connections:
+        click.echo(
+            f"Connections:    at most {max_connections}, not {settings.max_connections}"
+            " (--max-connections): the open-file limit is too low (ulimit -n)"
+        )
+    return ConnectionLimits(
+        idle_timeout_s=settings.idle_timeout_s,
+        header_timeout_s=settings.header_timeout_s,
+        body_timeout_s=settings.body_timeout_s,
+        max_connections=max_connections,
+    )
 
 
 def _stopped_by_signal(signum: int, frame: FrameType | None) -> None:

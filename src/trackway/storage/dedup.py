@@ -23,6 +23,12 @@ def message_hash(source_id: int, message_id: str) -> int:
     return int(xxhash.xxh64_intdigest(message_id.encode(), seed=source_id))
 
 
+def message_hashes(source_id: int, message_ids: list[str]) -> list[int]:
+    """`message_hash` of each messageId (one comprehension: the request path's loop)."""
+    digest = xxhash.xxh64_intdigest
+    return [digest(m.encode(), source_id) for m in message_ids]
+
+
 FILTER_BITS = 1 << 28
 """A one-hash Bloom filter in front of the sorted arrays (32 MB)."""
 

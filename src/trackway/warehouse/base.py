@@ -36,6 +36,10 @@ class WarehouseUnavailable(Exception):
     """The warehouse cannot be reached or written; the loader retries later."""
 
 
+class NothingLoaded(WarehouseUnavailable):
+    """The built-in warehouse has no file yet: nothing has been loaded into it."""
+
+
 class QueryError(ValueError):
     """A SQL query was refused (not read-only, more than one statement) or failed."""
 

@@ -26,6 +26,7 @@ from trackway.warehouse.base import (
     REJECTED_COLUMNS,
     REJECTED_KEY,
     REJECTED_TABLE,
+    NothingLoaded,
     QueryError,
     QueryResult,
     Stats,
@@ -209,7 +210,7 @@ class DuckDBWarehouse:
         if statements[0].type not in _READ_ONLY_STATEMENTS:
             raise QueryError("only SELECT (and EXPLAIN) statements are allowed")
         if not self.path.exists():
-            raise WarehouseUnavailable(f"nothing has been loaded into {self.path} yet")
+            raise NothingLoaded(f"nothing has been loaded into {self.path} yet")
         with self._connect(read_only=True) as conn:
             resolve_in(conn, search_path)
             timer = threading.Timer(timeout_s, conn.interrupt)

@@ -212,6 +212,17 @@ class LoaderThread:
         if self._thread.is_alive():
             self._thread.join(timeout)
 
+    def _wait(self, head: int, known: int, since_load_s: float) -> None:
+        """Sleep until a micro-batch may be due: it fills, or the interval ends (then the
+        next commit), rather than at every commit: with single events the API's process
+        commits thousands of times a second, and each wake-up reads the log's head."""
+        spec = self.loader.spec
+        left_s = spec.interval_s - since_load_s
+        if left_s > 0:
+            self.loader.log.wait_for(known + spec.batch_size - 1, min(left_s, self.poll_s))
+        else:
+            self.loader.log.wait_for(head, self.poll_s)
+
     def _loaded(self, result: LoadResult) -> None:
         if self.on_load is not None:
             self.on_load(result)
@@ -231,7 +242,7 @@ class LoaderThread:
                     waiting > 0 and time.monotonic() - last_load >= spec.interval_s
                 )
                 if not due:
-                    self.loader.log.wait_for(head, self.poll_s)
+                    self._wait(head, known or 0, time.monotonic() - last_load)
                     continue
                 self._batch_started = time.monotonic()
                 if waiting >= 2 * spec.batch_size:
