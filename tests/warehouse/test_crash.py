@@ -190,8 +190,18 @@ def warehouse_kind(storage: tuple[str, ...]) -> Iterator[str]:
         yield f"type: postgres\n    url: {url}"
 
 
+def _planner(reload: subprocess.Popen[bytes], seconds: float) -> list[int]:
+    """Wait for the reload to start its planning process (it plans the first
+    micro-batch itself meanwhile); returns the process ids of its children."""
+    deadline = time.monotonic() + seconds
+    while not (children := _children(reload.pid)) and time.monotonic() < deadline:
+        time.sleep(0.001)  # the window until the child gets its job is short
+    return children
+
+
+@pytest.mark.parametrize("kill_at", ["first-batch", "midway"])
 def test_kill_9_mid_reload_then_restart_and_reload_leave_each_event_once(
-    tmp_path: Path, storage: tuple[str, ...], warehouse_kind: str
+    tmp_path: Path, storage: tuple[str, ...], warehouse_kind: str, kill_at: str
 ) -> None:
     data = tmp_path / "data"
     workspace = tmp_path / "workspace.yaml"
@@ -207,8 +217,9 @@ def test_kill_9_mid_reload_then_restart_and_reload_leave_each_event_once(
     finally:
         server.stop()
 
-    # The reload replaces rows micro-batch by micro-batch; it is killed after it has
-    # replaced some and while a child process plans the next ones.
+    # The reload replaces rows micro-batch by micro-batch; it is killed while it plans
+    # the first one (its child process waiting for its job), or after it has replaced
+    # some while the child plans the next ones.
     spool = tmp_path / "tmp"
     spool.mkdir()
     reload, terminal = on_terminal(
@@ -216,15 +227,16 @@ def test_kill_9_mid_reload_then_restart_and_reload_leave_each_event_once(
         data_dir=data, columns=120, env={"TMPDIR": str(spool)},
     )  # fmt: skip
     try:
-        done = _progress(terminal, 2 * RELOAD_BATCH, seconds=120)
-        planners = _children(reload.pid)
+        if kill_at == "midway":
+            done = _progress(terminal, 2 * RELOAD_BATCH, seconds=120)
+            assert done < RELOADED, "the reload had finished: make the log longer"
+        planners = _planner(reload, seconds=60)
     finally:
         reload.kill()
         reload.wait(30)
         os.close(terminal)
         assert reload.stderr is not None
         reload.stderr.close()
-    assert done < RELOADED, "the reload had finished: make the log longer"
     assert len(planners) == 1, planners
     # Its planning process notices, removes its files and ends.
     assert until(lambda: _ended(planners[0]), True, 30)

@@ -11,8 +11,9 @@ engine's statements. Into DuckDB, the track events it can are not planned but lo
 directly, from their own JSON (direct.py; `plan_backlog`).
 
 The child speaks pickle frames over its stdin/stdout (it is this same code, started by
-this process): a `Job` and the spool directory, then plans, with a question back when
-it meets a source it has no schema for.
+this process, given the spool directory as its argument): a `Job`, then plans, with a
+question back when it meets a source it has no schema for. It then waits for the parent
+to stop it, so that a parent killed at any point still has the spool removed.
 """
 
 import gc
@@ -159,7 +160,7 @@ class PlanningProcess:
         self._lookup = lookup
         self._spool = tempfile.mkdtemp(prefix="trackway-plans-")
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "trackway.warehouse.planning"],
+            [sys.executable, "-m", "trackway.warehouse.planning", self._spool],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -169,7 +170,7 @@ class PlanningProcess:
 
     def start(self, job: Job) -> None:
         """Hand the process its job: it plans from then on."""
-        _write(self._to, (job, self._spool))
+        _write(self._to, job)
 
     def __iter__(self) -> Iterator[LoadPlan]:
         while True:
@@ -315,11 +316,25 @@ def _open_log(location: tuple[str, str]) -> EventLog:
 
 
 def main() -> None:
-    """The planning process: read a Job on stdin, write plans on stdout."""
+    """The planning process: read a Job on stdin, write plans on stdout, into the spool
+    directory named by its argument."""
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # nothing else may write into the frames
-    job: Job
-    job, spool = _read(stdin)
+    spool = sys.argv[1]
+    try:
+        _plan(stdin, stdout, spool)
+    finally:
+        # The parent stops this process once it has loaded what it needs (and removes
+        # the spool itself). Until then wait: if the parent dies first (kill -9), at any
+        # point, even after the last plan was written, stdin ends here and the files of
+        # the plans it never loaded go with the directory.
+        while stdin.read(65536):
+            pass
+        shutil.rmtree(spool, ignore_errors=True)
+
+
+def _plan(stdin: IO[bytes], stdout: IO[bytes], spool: str) -> None:
+    job: Job = _read(stdin)
     log = _open_log(job.log)
     # Planning allocates millions of short-lived dicts and strings that reference
     # counting frees; the collector's passes over them cost about a third of the
@@ -360,9 +375,6 @@ def main() -> None:
         frames.close()
         log.close()
         os.close(stdout.fileno())
-    if frames.parent_gone:  # nobody will load the plans written: their files go too
-        shutil.rmtree(spool, ignore_errors=True)
-        sys.exit(1)
 
 
 if __name__ == "__main__":
