@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from trackway.admin.app import admin_app
 from trackway.admin.auth import AdminAuth
@@ -48,7 +49,7 @@ def create_app(
     on_started: Callable[[], None] | None = None,
     workers: Sequence[Worker] = (),
     collectors: Sequence[Collector] = (),
-) -> Starlette:
+) -> ASGIApp:
     """The whole HTTP surface: tracking API, admin API, dashboard, health and metrics.
 
     The log's writer and the `workers` are started and stopped with the app's lifespan:
@@ -133,14 +134,43 @@ def create_app(
             Mount(
                 "/v1", app=tracking_app(ingestor, {"configcat": configcat_webhook.parser(store)})
             ),
-            Mount("/configuration-files", app=flags_app(flags)),
-            Mount("/ofrep/v1", app=ofrep_app(flags, EvaluatedEvents(ingestor, sources))),
             Mount(
                 "/api/v1",
                 app=admin_app(auth, store, log, settings),
             ),
             *dashboard_routes(auth, store, log, settings),
         ]
-    return Starlette(
+    app = Starlette(
         routes=routes, lifespan=lifespan, exception_handlers={HTTPException: http_error}
     )
+    if not serves_api:
+        return app
+    return _polled_first(
+        app,
+        {
+            "/configuration-files": flags_app(flags),
+            "/ofrep/v1": ofrep_app(flags, EvaluatedEvents(ingestor, sources)),
+        },
+    )
+
+
+def _polled_first(app: ASGIApp, mounts: dict[str, ASGIApp]) -> ASGIApp:
+    """`app` with the flag endpoints that SDKs poll mounted in front of it: a request under
+    one of `mounts`' prefixes goes straight to its (bare ASGI) app, with the scope a
+    Starlette Mount would give it, instead of through Starlette's middleware and the
+    router's list of routes, which cost a download answer about as much again
+    (docs/decisions/0015-flags-throughput.md)."""
+    prefixes = [(prefix, prefix + "/", inner) for prefix, inner in mounts.items()]
+
+    async def dispatch(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            path: str = scope["path"]
+            for prefix, under, inner in prefixes:
+                if path.startswith(under) or path == prefix:
+                    root = scope.get("root_path", "")
+                    mounted = {**scope, "app_root_path": root, "root_path": root + prefix}
+                    await inner(mounted, receive, send)
+                    return
+        await app(scope, receive, send)
+
+    return dispatch
