@@ -131,8 +131,6 @@ def create_app(
     else:
         auth = AdminAuth(store, settings.admin_token)
         routes += [
-            Mount("/configuration-files", app=flags_app(flags)),
-            Mount("/ofrep/v1", app=ofrep_app(flags, EvaluatedEvents(ingestor, sources))),
             Mount(
                 "/api/v1",
                 app=admin_app(auth, store, log, settings),
@@ -144,13 +142,34 @@ def create_app(
     )
     if not serves_api:
         return app
-    tracking = tracking_app(ingestor, {"configcat": configcat_webhook.parser(store)})
+    return _polled_first(
+        app,
+        {
+            "/v1": tracking_app(ingestor, {"configcat": configcat_webhook.parser(store)}),
+            "/configuration-files": flags_app(flags),
+            "/ofrep/v1": ofrep_app(flags, EvaluatedEvents(ingestor, sources)),
+        },
+    )
 
-    async def front(scope: Scope, receive: Receive, send: Send) -> None:
-        # The tracking API skips Starlette's middleware and router (ingest/routes.py).
-        if scope["type"] == "http" and scope["path"].startswith("/v1/"):
-            await tracking(scope, receive, send)
-        else:
-            await app(scope, receive, send)
 
-    return front
+def _polled_first(app: ASGIApp, mounts: dict[str, ASGIApp]) -> ASGIApp:
+    """`app` with the endpoints that SDKs call (tracking, flag downloads, OFREP) mounted in
+    front of it: a request under one of `mounts`' prefixes goes straight to its (bare
+    ASGI) app, with the scope a Starlette Mount would give it, instead of through
+    Starlette's middleware and the router's list of routes, which cost a download
+    answer about as much again (docs/decisions/0015-flags-throughput.md) and a single
+    tracking call as much as its handling (bench/RESULTS.md, 2026-12-08)."""
+    prefixes = [(prefix, prefix + "/", inner) for prefix, inner in mounts.items()]
+
+    async def dispatch(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            path: str = scope["path"]
+            for prefix, under, inner in prefixes:
+                if path.startswith(under) or path == prefix:
+                    root = scope.get("root_path", "")
+                    mounted = {**scope, "app_root_path": root, "root_path": root + prefix}
+                    await inner(mounted, receive, send)
+                    return
+        await app(scope, receive, send)
+
+    return dispatch
